@@ -12,7 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['num_sample_dims', 'reduce_samples', 'MSELoss', 'L1Loss', 'BCEWithLogitsLoss', 'CrossEntropyLoss', 'NLLLoss']
+__all__ = ['VariationalFreeEnergy', 'num_sample_dims', 'reduce_samples', 'MSELoss', 'L1Loss', 'BCEWithLogitsLoss',
+           'CrossEntropyLoss', 'NLLLoss', 'gaussian_kl', 'variational_layers', 'capture_prior', 'kl_divergence',
+           'NegativeELBO']
 
 # %% ../nbs/05_loss_fns.ipynb #b46ccafc
 _REDUCTIONS = ("mean", "sum", "none")
@@ -131,3 +133,153 @@ class NLLLoss(_ClassLoss):
         if target.is_floating_point():
             raise ValueError("NLLLoss needs integer class indices as target; use CrossEntropyLoss for probabilities.")
         return F.nll_loss(prediction, target, weight=self.weight, ignore_index=self.ignore_index, reduction="none")
+
+# %% ../nbs/05_loss_fns.ipynb #3499773a
+from .covariances import Covariance, DiagonalCovariance, FactorizedCovariance, KroneckerCovariance
+
+_DEGENERATE = ("KL(q || p) is infinite for a rank-deficient Gaussian: q lives on a lower-dimensional subspace to "
+               "which the full-rank prior gives zero mass. The negative ELBO cannot be used with this family; "
+               "implicit regularization (training the expected loss from the prior) can, because its bias is "
+               "towards the prior in the 2-Wasserstein distance, which stays finite.")
+
+def _flat_mean(mean: dict, names) -> torch.Tensor:
+    return torch.cat([mean[n].reshape(-1) for n in names])
+
+def _logabsdet(S: torch.Tensor, what: str) -> torch.Tensor:
+    sign, logabsdet = torch.linalg.slogdet(S)
+    if sign.item() == 0 or not torch.isfinite(logabsdet).item():
+        raise ValueError(f"The {what} factor is singular (numerically rank-deficient). " + _DEGENERATE)
+    return logabsdet
+
+def _check_full_rank(rank: int, dim: int, what: str):
+    if rank < dim:
+        raise ValueError(f"The {what} has rank {rank} < dimension {dim}. " + _DEGENERATE)
+
+
+def _kl_diagonal(mean_q, cov_q, mean_p, cov_p):
+    names = cov_q.parameter_names
+    s_q = torch.cat([getattr(cov_q, f"{n}_std").reshape(-1) for n in names]).abs()
+    s_p = torch.cat([getattr(cov_p, f"{n}_std").reshape(-1) for n in names]).abs()
+    if (s_q == 0).any(): raise ValueError("q has zero variances. " + _DEGENERATE)
+    if (s_p == 0).any(): raise ValueError("The prior has zero variances, so KL(q || p) is infinite unless q equals it.")
+    delta = _flat_mean(mean_p, names) - _flat_mean(mean_q, names)
+    ratio = (s_q / s_p).square()
+    return 0.5 * (ratio + (delta / s_p).square() - 1 - ratio.log()).sum()
+
+
+def _kl_factorized(mean_q, cov_q, mean_p, cov_p):
+    P = cov_q.num_mean_parameters
+    _check_full_rank(cov_q.rank, P, "variational covariance SS^T")
+    _check_full_rank(cov_p.rank, P, "prior covariance")
+    S_q, S_p = cov_q.dense_factor(), cov_p.dense_factor()
+    delta = _flat_mean(mean_p, cov_q.parameter_names) - _flat_mean(mean_q, cov_q.parameter_names)
+    A = torch.linalg.solve(S_p, S_q)
+    maha = torch.linalg.solve(S_p, delta).square().sum()
+    logdet_ratio = 2 * (_logabsdet(S_p, "prior") - _logabsdet(S_q, "variational"))
+    return 0.5 * (A.square().sum() + maha - P + logdet_ratio)
+
+
+def _kron_parts(cov: KroneckerCovariance):
+    S_in = torch.cat([cov.input_factor, cov.bias_input_factor[None]]) if cov.has_bias else cov.input_factor
+    return cov.output_factor, S_in
+
+def _augmented(mean: dict, cov: KroneckerCovariance) -> torch.Tensor:
+    W = mean["weight"].reshape(mean["weight"].shape[0], -1)
+    return torch.cat([W, mean["bias"][:, None]], 1) if cov.has_bias else W
+
+def _kl_kronecker(mean_q, cov_q, mean_p, cov_p):
+    Sout_q, Sin_q = _kron_parts(cov_q)
+    Sout_p, Sin_p = _kron_parts(cov_p)
+    m, n = Sout_q.shape[0], Sin_q.shape[0]
+    _check_full_rank(cov_q.output_rank, m, "output factor of the variational Kronecker covariance")
+    _check_full_rank(cov_q.input_rank, n, "input factor of the variational Kronecker covariance")
+    _check_full_rank(cov_p.output_rank, m, "output factor of the prior")
+    _check_full_rank(cov_p.input_rank, n, "input factor of the prior")
+    trace = torch.linalg.solve(Sout_p, Sout_q).square().sum() * torch.linalg.solve(Sin_p, Sin_q).square().sum()
+    D = _augmented(mean_p, cov_q) - _augmented(mean_q, cov_q)
+    maha = torch.linalg.solve(Sin_p, torch.linalg.solve(Sout_p, D).T).square().sum()   # ||Sout^-1 D Sin^-T||_F^2
+    logdet_p = 2 * (n * _logabsdet(Sout_p, "prior output") + m * _logabsdet(Sin_p, "prior input"))
+    logdet_q = 2 * (n * _logabsdet(Sout_q, "variational output") + m * _logabsdet(Sin_q, "variational input"))
+    return 0.5 * (trace + maha - m * n + logdet_p - logdet_q)
+
+
+def _kl_dense(mean_q, cov_q, mean_p, cov_p):
+    "Any other family: via dense covariances and Cholesky factors (O(P^3))."
+    names = cov_q.parameter_names
+    L_q, info_q = torch.linalg.cholesky_ex(cov_q.to_dense())
+    L_p, info_p = torch.linalg.cholesky_ex(cov_p.to_dense())
+    if info_q.item() or info_p.item(): raise ValueError("A covariance is not positive definite. " + _DEGENERATE)
+    delta = _flat_mean(mean_p, names) - _flat_mean(mean_q, names)
+    A = torch.linalg.solve_triangular(L_p, L_q, upper=False)
+    maha = torch.linalg.solve_triangular(L_p, delta[:, None], upper=False).square().sum()
+    logdet_ratio = 2 * (L_p.diagonal().log().sum() - L_q.diagonal().log().sum())
+    return 0.5 * (A.square().sum() + maha - delta.numel() + logdet_ratio)
+
+
+def gaussian_kl(mean_q: dict, cov_q: Covariance, mean_p: dict, cov_p: Covariance) -> torch.Tensor:
+    "Closed-form KL(q || p) between two Gaussians of the same covariance family over the same mean parameters."
+    if type(cov_q) is not type(cov_p) or tuple(cov_q.parameter_names) != tuple(cov_p.parameter_names):
+        raise ValueError(f"q and p must share family and parameters, got {type(cov_q).__name__}{cov_q.parameter_names} "
+                         f"and {type(cov_p).__name__}{cov_p.parameter_names}.")
+    if isinstance(cov_q, DiagonalCovariance): return _kl_diagonal(mean_q, cov_q, mean_p, cov_p)
+    if isinstance(cov_q, FactorizedCovariance): return _kl_factorized(mean_q, cov_q, mean_p, cov_p)
+    if isinstance(cov_q, KroneckerCovariance): return _kl_kronecker(mean_q, cov_q, mean_p, cov_p)
+    return _kl_dense(mean_q, cov_q, mean_p, cov_p)
+
+# %% ../nbs/05_loss_fns.ipynb #8c27c0db
+def variational_layers(model: nn.Module):
+    "Yield `(name, module, cov)` for every module with a bound `Covariance` child (its mean parameters are attributes)."
+    for name, module in model.named_modules():
+        if isinstance(module, Covariance): continue
+        for child in module.children():
+            if isinstance(child, Covariance) and child.parameter_names:
+                if all(isinstance(getattr(module, n, None), torch.Tensor) for n in child.parameter_names):
+                    yield name, module, child
+
+
+def capture_prior(model: nn.Module) -> dict:
+    "A frozen copy `{layer name: (means, covariance)}` of the model's current (initial) distribution."
+    prior = {}
+    for name, module, cov in variational_layers(model):
+        frozen = copy.deepcopy(cov).requires_grad_(False)
+        prior[name] = ({n: getattr(module, n).detach().clone() for n in cov.parameter_names}, frozen)
+    return prior
+
+
+def kl_divergence(model: nn.Module, prior: dict) -> torch.Tensor:
+    "KL(q || p) summed over the variational layers of `model`; `prior` from `capture_prior`."
+    total, seen = None, set()
+    for name, module, cov in variational_layers(model):
+        if name not in prior:
+            raise ValueError(f"Layer {name!r} has no prior; capture the prior from the same model architecture.")
+        mean_p, cov_p = prior[name]
+        mean_p = {n: m.to(getattr(module, n).device) for n, m in mean_p.items()}
+        cov_p = cov_p.to(next(cov.parameters()).device)
+        kl = gaussian_kl({n: getattr(module, n) for n in cov.parameter_names}, cov, mean_p, cov_p)
+        total = kl if total is None else total + kl
+        seen.add(name)
+    if set(prior) - seen: raise ValueError(f"Prior layers {sorted(set(prior) - seen)} are not in the model.")
+    if total is None: raise ValueError("The model has no variational layers (all have cov=None); there is no KL term.")
+    return total
+
+
+class NegativeELBO(nn.Module):
+    "Negative ELBO per data point: `loss_fn(prediction, target) + kl_weight * KL(q || p) / num_data`, p = q at creation."
+    def __init__(self, model: nn.Module, num_data: int, loss_fn: nn.Module | None = None, kl_weight: float = 1.0):
+        super().__init__()
+        if not (isinstance(num_data, int) and num_data > 0):
+            raise ValueError(f"num_data must be the (positive integer) number of training points, got {num_data!r}.")
+        loss_fn = loss_fn if loss_fn is not None else CrossEntropyLoss()
+        if getattr(loss_fn, "reduction", "mean") != "mean":
+            raise ValueError(f"loss_fn must use reduction='mean' (the per-point NLL), got {loss_fn.reduction!r}.")
+        self.loss_fn, self.num_data, self.kl_weight = loss_fn, num_data, kl_weight
+        self.__dict__["model"] = model          # a reference, not a submodule: its parameters stay the model's
+        self.prior = capture_prior(model)
+        kl_divergence(model, self.prior)          # fail now (e.g. rank-deficient family), not in the training loop
+
+    def kl(self) -> torch.Tensor: return kl_divergence(self.model, self.prior)
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(prediction, target) + self.kl_weight * self.kl() / self.num_data
+
+VariationalFreeEnergy = NegativeELBO
