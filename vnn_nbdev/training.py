@@ -201,7 +201,7 @@ def mean_loss(model: nn.Module, data: Iterable, loss_fn: Callable, generator=Non
         count += len(y)
     return total / max(count, 1)
 
-# %% ../nbs/06_training.ipynb #c1eb4419
+# %% ../nbs/06_training.ipynb #53252124
 def _check_fit_args(epochs, checkpoint_every, valid_data, valid_metrics, resume, checkpoint_path):
     if not (isinstance(epochs, int) and epochs >= 0):
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}.")
@@ -246,7 +246,8 @@ def fit(model: nn.Module,                      # a vnn_nbdev model (or any torch
             optimizer.zero_grad()
             loss = loss_fn(_predict(model, x, generator), y)
             loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm else math.inf)
+            grads = [p.grad for p in params if p.grad is not None]
+            grad_norm = torch.nn.utils.get_total_norm(grads) if grads else loss.new_zeros(())
             loss_value, norm_value = torch.stack([loss.detach(), grad_norm.to(loss.dtype)]).tolist()
             if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
                 optimizer.zero_grad()
@@ -255,6 +256,7 @@ def fit(model: nn.Module,                      # a vnn_nbdev model (or any torch
                     f"Non-finite training {what} (loss={loss_value}, gradient norm={norm_value}) at epoch "
                     f"{epoch + 1}, step {step + 1}; stopped before this step, so the model keeps its last finite "
                     f"weights. Try a smaller learning rate or max_grad_norm.", epoch + 1, step + 1, history)
+            if max_grad_norm is not None: torch.nn.utils.clip_grads_with_norm_(params, max_grad_norm, grad_norm)
             optimizer.step()
             step_losses.append(loss_value); sizes.append(len(y))
         history["train_loss_step"] += step_losses
