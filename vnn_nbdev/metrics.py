@@ -86,7 +86,7 @@ def mutual_information(logits: Tensor, task: str = "binary", num_sample_dims: in
     total = predictive_entropy(logits, task, num_sample_dims)
     return (total - expected_entropy(logits, task, num_sample_dims)).clamp_min(0.0)
 
-# %% ../nbs/07_metrics.ipynb #6bd7f103
+# %% ../nbs/07_metrics.ipynb #ba455257
 def predictive_std(outputs: Tensor, task: str = "regression", num_sample_dims: int = 1) -> Tensor:
     "Std over weight samples of the outputs (`regression`), of $\\sigma$(logit) (`binary`) or of the class probabilities (`multiclass`)."
     _check_task(task, TASKS + ("regression",))
@@ -96,7 +96,7 @@ def predictive_std(outputs: Tensor, task: str = "regression", num_sample_dims: i
     values = {"regression": outputs, "binary": torch.sigmoid(outputs), "multiclass": outputs.softmax(-1)}[task]
     return values.std(dim=tuple(range(num_sample_dims)), correction=0)
 
-# %% ../nbs/07_metrics.ipynb #a50edf07
+# %% ../nbs/07_metrics.ipynb #d23257ec
 def _class_targets(targets: Tensor, log_probs: Tensor) -> Tensor:
     "Validate targets against `(*batch, C)` log-probabilities and return them as a long tensor."
     targets = torch.as_tensor(targets, device=log_probs.device)
@@ -142,7 +142,7 @@ def brier(logits: Tensor, targets: Tensor, task: str = "binary", num_sample_dims
     log_probs = predictive_log_probs(logits, task, num_sample_dims)
     return _brier(log_probs, _class_targets(targets, log_probs), task)
 
-# %% ../nbs/07_metrics.ipynb #cedcef5b
+# %% ../nbs/07_metrics.ipynb #a522481c
 def calibration_bins(confidences: Tensor, correct: Tensor, num_bins: int = 10) -> dict[str, Tensor]:
     "Equal-width bins on [0, 1]: `edges`, `counts`, `mean_confidence` and `accuracy` per bin (NaN where empty)."
     if not isinstance(num_bins, int) or num_bins < 1:
@@ -182,7 +182,7 @@ def ece(logits: Tensor, targets: Tensor, task: str = "binary", num_sample_dims: 
     log_probs = predictive_log_probs(logits, task, num_sample_dims)
     return expected_calibration_error(*top_label(log_probs, _class_targets(targets, log_probs)), num_bins)
 
-# %% ../nbs/07_metrics.ipynb #7a89ef9b
+# %% ../nbs/07_metrics.ipynb #61710734
 def ood_auroc(in_distribution_scores: Tensor, out_of_distribution_scores: Tensor) -> float:
     "AUROC of separating OOD (positive) from in-distribution inputs by a score that should be higher on OOD."
     scores_in = torch.as_tensor(in_distribution_scores).detach().reshape(-1).double().cpu().numpy()
@@ -192,7 +192,7 @@ def ood_auroc(in_distribution_scores: Tensor, out_of_distribution_scores: Tensor
     labels = np.concatenate([np.zeros(scores_in.size), np.ones(scores_out.size)])
     return float(roc_auc_score(labels, np.concatenate([scores_in, scores_out])))
 
-# %% ../nbs/07_metrics.ipynb #3ce9afc5
+# %% ../nbs/07_metrics.ipynb #9a9fde02
 def _batches(data, batch_size: int) -> Iterable:
     "Yield batches from `(X, y)` / `(X,)` tensors, a Dataset or an iterable of batches."
     if isinstance(data, Tensor):
