@@ -134,7 +134,7 @@ class NLLLoss(_ClassLoss):
             raise ValueError("NLLLoss needs integer class indices as target; use CrossEntropyLoss for probabilities.")
         return F.nll_loss(prediction, target, weight=self.weight, ignore_index=self.ignore_index, reduction="none")
 
-# %% ../nbs/05_loss_fns.ipynb #3499773a
+# %% ../nbs/05_loss_fns.ipynb #602ea224
 from .covariances import Covariance, DiagonalCovariance, FactorizedCovariance, KroneckerCovariance
 
 _DEGENERATE = ("KL(q || p) is infinite for a rank-deficient Gaussian: q lives on a lower-dimensional subspace to "
@@ -179,28 +179,30 @@ def _kl_factorized(mean_q, cov_q, mean_p, cov_p):
     return 0.5 * (A.square().sum() + maha - P + logdet_ratio)
 
 
-def _kron_parts(cov: KroneckerCovariance):
-    S_in = torch.cat([cov.input_factor, cov.bias_input_factor[None]]) if cov.has_bias else cov.input_factor
-    return cov.output_factor, S_in
-
 def _augmented(mean: dict, cov: KroneckerCovariance) -> torch.Tensor:
+    "The mean as the matrix [W, b] whose rows/columns the output/input covariances describe."
     W = mean["weight"].reshape(mean["weight"].shape[0], -1)
     return torch.cat([W, mean["bias"][:, None]], 1) if cov.has_bias else W
 
+def _cholesky(C: torch.Tensor, what: str) -> torch.Tensor:
+    L, info = torch.linalg.cholesky_ex(C)
+    if info.item(): raise ValueError(f"The {what} covariance is singular (numerically rank-deficient). " + _DEGENERATE)
+    return L
+
 def _kl_kronecker(mean_q, cov_q, mean_p, cov_p):
-    Sout_q, Sin_q = _kron_parts(cov_q)
-    Sout_p, Sin_p = _kron_parts(cov_p)
-    m, n = Sout_q.shape[0], Sin_q.shape[0]
+    m, n = cov_q.output_covariance().shape[0], cov_q.input_covariance().shape[0]
     _check_full_rank(cov_q.output_rank, m, "output factor of the variational Kronecker covariance")
     _check_full_rank(cov_q.input_rank, n, "input factor of the variational Kronecker covariance")
     _check_full_rank(cov_p.output_rank, m, "output factor of the prior")
     _check_full_rank(cov_p.input_rank, n, "input factor of the prior")
-    trace = torch.linalg.solve(Sout_p, Sout_q).square().sum() * torch.linalg.solve(Sin_p, Sin_q).square().sum()
+    Lo_q, Li_q = _cholesky(cov_q.output_covariance(), "variational output"), _cholesky(cov_q.input_covariance(), "variational input")
+    Lo_p, Li_p = _cholesky(cov_p.output_covariance(), "prior output"), _cholesky(cov_p.input_covariance(), "prior input")
+    solve = lambda L, B: torch.linalg.solve_triangular(L, B, upper=False)
+    trace = solve(Lo_p, Lo_q).square().sum() * solve(Li_p, Li_q).square().sum()
     D = _augmented(mean_p, cov_q) - _augmented(mean_q, cov_q)
-    maha = torch.linalg.solve(Sin_p, torch.linalg.solve(Sout_p, D).T).square().sum()   # ||Sout^-1 D Sin^-T||_F^2
-    logdet_p = 2 * (n * _logabsdet(Sout_p, "prior output") + m * _logabsdet(Sin_p, "prior input"))
-    logdet_q = 2 * (n * _logabsdet(Sout_q, "variational output") + m * _logabsdet(Sin_q, "variational input"))
-    return 0.5 * (trace + maha - m * n + logdet_p - logdet_q)
+    maha = solve(Li_p, solve(Lo_p, D).T).square().sum()          # ||Lo^-1 D Li^-T||_F^2 = tr(Co^-1 D Ci^-1 D^T)
+    logdet = lambda Lo, Li: 2 * (n * Lo.diagonal().log().sum() + m * Li.diagonal().log().sum())
+    return 0.5 * (trace + maha - m * n + logdet(Lo_p, Li_p) - logdet(Lo_q, Li_q))
 
 
 def _kl_dense(mean_q, cov_q, mean_p, cov_p):
