@@ -6,13 +6,13 @@
 __all__ = ['expected_squared_loss', 'sampled_squared_loss', 'null_space_projector', 'implicit_bias_limit', 'gaussian_w2_squared',
            'fit_linear_vi', 'linear_vi_step_size', 'gaussian_posterior', 'negative_elbo']
 
-# %% ../nbs/theory/implicit_bias.ipynb #298ed520
+# %% ../nbs/theory/implicit_bias.ipynb #ib003
 import math
 
 import torch
 from torch import Tensor
 
-# %% ../nbs/theory/implicit_bias.ipynb #04b50958
+# %% ../nbs/theory/implicit_bias.ipynb #ib007
 def _check_linear_problem(X: Tensor, y: Tensor, mean: Tensor, factor: Tensor) -> None:
     "Raise a ValueError naming the argument if the shapes of a linear VI problem do not fit together."
     if X.ndim != 2: raise ValueError(f"X must be a matrix (N, P), got shape {tuple(X.shape)}")
@@ -26,7 +26,7 @@ def _times_factor(A: Tensor, factor: Tensor) -> Tensor:
     "A @ S where S is the dense factor (P, R) or diag(factor) for a diagonal factor (P,)."
     return A @ factor if factor.ndim == 2 else A * factor
 
-# %% ../nbs/theory/implicit_bias.ipynb #b8f26926
+# %% ../nbs/theory/implicit_bias.ipynb #ib008
 def expected_squared_loss(X: Tensor, y: Tensor, mean: Tensor, factor: Tensor) -> Tensor:
     "Closed form of E_{w ~ N(mean, S S^T)} ||y - X w||^2 = ||y - X mean||^2 + ||X S||_F^2 (S dense (P,R) or diagonal (P,))."
     _check_linear_problem(X, y, mean, factor)
@@ -42,13 +42,13 @@ def sampled_squared_loss(X: Tensor, y: Tensor, mean: Tensor, factor: Tensor,
     weights = mean + (z @ factor.T if factor.ndim == 2 else z * factor)   # (M, P)
     return (y - weights @ X.T).square().sum(-1).mean()
 
-# %% ../nbs/theory/implicit_bias.ipynb #af42f55b
+# %% ../nbs/theory/implicit_bias.ipynb #ib016
 def null_space_projector(X: Tensor) -> Tensor:
     "Orthogonal projector I - X^+ X onto the null space of X (P, P)."
     if X.ndim != 2: raise ValueError(f"X must be a matrix (N, P), got shape {tuple(X.shape)}")
     return torch.eye(X.shape[1], dtype=X.dtype, device=X.device) - torch.linalg.pinv(X) @ X
 
-# %% ../nbs/theory/implicit_bias.ipynb #a84b5d9b
+# %% ../nbs/theory/implicit_bias.ipynb #ib020
 def implicit_bias_limit(X: Tensor, y: Tensor, prior_mean: Tensor, prior_factor: Tensor) -> tuple[Tensor, Tensor]:
     "Limit (mean*, S*) = (X^+ y + P_null prior_mean, P_null S_0) of (S)GD on the expected squared loss started at the prior."
     _check_linear_problem(X, y, prior_mean, prior_factor)
@@ -57,7 +57,7 @@ def implicit_bias_limit(X: Tensor, y: Tensor, prior_mean: Tensor, prior_factor: 
     dense_factor = prior_factor if prior_factor.ndim == 2 else torch.diag(prior_factor)
     return pinv @ y + projector @ prior_mean, projector @ dense_factor
 
-# %% ../nbs/theory/implicit_bias.ipynb #38b52cb7
+# %% ../nbs/theory/implicit_bias.ipynb #ib024
 def gaussian_w2_squared(mean1: Tensor, factor1: Tensor, mean2: Tensor, factor2: Tensor) -> Tensor:
     "Squared 2-Wasserstein distance between N(mean1, S1 S1^T) and N(mean2, S2 S2^T), from dense factors (P, R1), (P, R2)."
     if factor1.ndim != 2 or factor2.ndim != 2 or not (factor1.shape[0] == factor2.shape[0] == mean1.shape[0] == mean2.shape[0]):
@@ -65,7 +65,7 @@ def gaussian_w2_squared(mean1: Tensor, factor1: Tensor, mean2: Tensor, factor2: 
     nuclear_norm = torch.linalg.svdvals(factor1.T @ factor2).sum()   # = tr (S2^1/2... )^1/2, see the text
     return (mean1 - mean2).square().sum() + factor1.square().sum() + factor2.square().sum() - 2 * nuclear_norm
 
-# %% ../nbs/theory/implicit_bias.ipynb #62d02129
+# %% ../nbs/theory/implicit_bias.ipynb #ib030
 def fit_linear_vi(X: Tensor, y: Tensor, prior_mean: Tensor, prior_factor: Tensor, lr: float, num_steps: int,
                   num_samples: int | None = None, momentum: float = 0.0,
                   generator: torch.Generator | None = None, callback=None) -> tuple[Tensor, Tensor]:
@@ -91,7 +91,7 @@ def fit_linear_vi(X: Tensor, y: Tensor, prior_mean: Tensor, prior_factor: Tensor
         if callback is not None: callback(step, mean.detach(), factor.detach())
     return mean.detach(), factor.detach()
 
-# %% ../nbs/theory/implicit_bias.ipynb #74538bde
+# %% ../nbs/theory/implicit_bias.ipynb #ib033
 def linear_vi_step_size(X: Tensor, rank: int, num_samples: int | None = None, error_reduction: float = 1e-8) -> tuple[float, int]:
     """Step size 1/(m (lam_max + lam_min)) with m = 1 + (rank + 2)/num_samples (m = 1 for the exact loss) and the
     number of steps after which the mean-square bound rho^t on the squared error is below error_reduction^2."""
@@ -108,7 +108,7 @@ def linear_vi_step_size(X: Tensor, rank: int, num_samples: int | None = None, er
     num_steps = 1 if rho <= 0 else math.ceil(2 * math.log(error_reduction) / math.log(rho))
     return 1 / (m * (lam_max + lam_min)), num_steps
 
-# %% ../nbs/theory/implicit_bias.ipynb #23f939a4
+# %% ../nbs/theory/implicit_bias.ipynb #ib043
 def gaussian_posterior(X: Tensor, y: Tensor, prior_mean: Tensor, prior_cov: Tensor, noise_var: float) -> tuple[Tensor, Tensor]:
     "Posterior (mean, cov) for the prior N(prior_mean, prior_cov) and likelihood N(y | X w, noise_var I): the optimum of Gaussian KL-VI."
     _check_linear_problem(X, y, prior_mean, prior_cov)
