@@ -216,7 +216,7 @@ class Sequential(BNNMixin, nn.Sequential):
     applied as they are, to every sample. `parametrization` (if given) is set on every BNN layer, which is
     then re-initialised."""
 
-    max_activation_elements: int = 2 ** 24  # chunk over samples above this (≈ 64 MB of float32 per activation)
+    max_activation_elements: int | None = None  # chunk over samples above this many activation entries (None: auto)
 
     def __init__(self, *modules, parametrization: Parametrization | None = None):
         super().__init__(*modules)
@@ -256,9 +256,11 @@ class Sequential(BNNMixin, nn.Sequential):
         return input
 
     def _samples_per_chunk(self, input, sample_shape, input_contains_samples):
+        "How many samples fit the activation budget: 2^20 entries (4 MB float32, cache-sized) on CPU, 2^26 on GPUs."
+        budget = self.max_activation_elements or (2 ** 20 if input.device.type == "cpu" else 2 ** 26)
         batch = input.shape[len(sample_shape) if input_contains_samples else 0:-1].numel()
         width = max([getattr(m, a, 0) for m in self.modules() for a in ("in_features", "out_features")] + [input.shape[-1]])
-        return max(1, self.max_activation_elements // max(1, batch * width))
+        return max(1, budget // max(1, batch * width))
 
     def _forward_chunked(self, input, sample_shape, generator, input_contains_samples, parameter_samples, chunk):
         "Draw all parameter samples first (same random stream as unchunked), then run `chunk` samples at a time."
@@ -266,13 +268,17 @@ class Sequential(BNNMixin, nn.Sequential):
         n, k = sample_shape.numel(), len(sample_shape)
         flat = {name: v.reshape(n, *v.shape[k:]) for name, v in parameter_samples.items()}
         if input_contains_samples: input = input.reshape(n, *input.shape[k:])
-        outs = []
+        outs, out = [], None
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             x = input[start:stop] if input_contains_samples else input
-            outs.append(self._forward_layers(x, torch.Size([stop - start]), None, input_contains_samples,
-                                             {name: v[start:stop] for name, v in flat.items()}))
-        out = torch.cat(outs)
+            y = self._forward_layers(x, torch.Size([stop - start]), None, input_contains_samples,
+                                     {name: v[start:stop] for name, v in flat.items()})
+            if torch.is_grad_enabled(): outs.append(y); continue
+            # no autograd: write into one output tensor (many small kept chunks fragment the CPU heap)
+            if out is None: out = y.new_empty((n, *y.shape[1:]))
+            out[start:stop] = y
+        if out is None: out = torch.cat(outs)
         return out.reshape(*sample_shape, *out.shape[1:])
 
 def _sub_samples(parameter_samples: dict, name: str) -> dict:
