@@ -144,12 +144,13 @@ class Linear(BNNMixin, nn.Module):
         if input.shape[-1:] != self._input_shape: self._raise_input_shape(input)
         if sample_shape is not None and type(sample_shape) is not torch.Size: sample_shape = _as_sample_shape(sample_shape)
         if parameter_samples is None:
-            if sample_shape is None or self.cov is None:  # mean parameters
+            cov = self.cov
+            if sample_shape is None or cov is None:  # mean parameters
                 out = F.linear(input, self.weight, self.bias)
                 if sample_shape and not input_contains_samples: out = out.expand(*sample_shape, *out.shape)
                 return out
             if not sample_shape:  # one weight sample, shared by the whole batch: one matmul
-                return F.linear(input, *self._sample_one(generator))
+                return F.linear(input, *self._sample_one(cov, generator))
             parameter_samples = self.sample_parameters(sample_shape, generator)
         return self._forward_samples(input, sample_shape or torch.Size([]), input_contains_samples, parameter_samples)
 
@@ -157,13 +158,15 @@ class Linear(BNNMixin, nn.Module):
         raise ValueError(f"input of {type(self).__name__}: expected last dimension in_features={self.in_features}, "
                          f"got input of shape {tuple(input.shape)}")
 
-    def _sample_one(self, generator):
+    def _sample_one(self, cov, generator):
         "One draw of (weight, bias) as tensors with autograd to the mean and the covariance factors."
-        cov, w, b = self.cov, self.weight, self.bias
-        if isinstance(cov, FactorizedCovariance):  # fast path: w = μ + Sᵀz with one addmv per parameter
-            R, factors = cov.rank, cov.factor_parameters_by_name()
+        w, b = self.weight, self.bias
+        if isinstance(cov, FactorizedCovariance):  # fast path: w = μ + zᵀS, one fused addmm per parameter
+            factors = cov.factor_parameters_by_name()
+            weight_factor = factors["weight"][0]
+            R = weight_factor.shape[0]
             z = torch.randn(1, R, generator=generator, dtype=w.dtype, device=w.device)
-            w = torch.addmm(w.view(1, -1), z, _as_matrix(factors["weight"][0], R)).view(w.shape)
+            w = torch.addmm(w.view(1, -1), z, _as_matrix(weight_factor, R)).view(w.shape)
             if b is not None: b = torch.addmm(b.view(1, -1), z, _as_matrix(factors["bias"][0], R)).view(b.shape)
             return w, b
         perturbation = cov.sample(torch.Size([]), generator)
@@ -228,7 +231,7 @@ class Sequential(BNNMixin, nn.Sequential):
 
     def forward(self, input, /, sample_shape=torch.Size([]), generator=None, input_contains_samples=False,
                 parameter_samples=None):
-        sample_shape = _as_sample_shape(sample_shape)
+        if sample_shape is not None and type(sample_shape) is not torch.Size: sample_shape = _as_sample_shape(sample_shape)
         if not sample_shape:  # mean or one sample: no sample dims are added
             if parameter_samples is None:
                 for m in self:
