@@ -91,8 +91,13 @@ class Linear(BNNMixin, nn.Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, layer_type: str = "hidden",
                  cov=None, parametrization: Parametrization | None = None, device=None, dtype=None):
         super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if layer_type not in _LAYER_TYPES:
             raise ValueError(f"layer_type must be one of {_LAYER_TYPES}; got {layer_type!r}")
+        if cov is not None and not hasattr(cov, "bind"):
+            raise ValueError(f"cov must be None or a covariance spec such as FactorizedCovariance(), got {cov!r}")
         self.in_features, self.out_features, self.layer_type = in_features, out_features, layer_type
         self._input_shape = torch.Size([in_features])  # checked on every call
         self.parametrization = MaximalUpdate() if parametrization is None else parametrization
@@ -133,6 +138,7 @@ class Linear(BNNMixin, nn.Module):
     def is_stochastic(self): return self.cov is not None
 
     def sample_parameters(self, sample_shape=torch.Size([]), generator=None):
+        "`{'weight': (*sample_shape, out, in), 'bias': (*sample_shape, out)}` drawn from q; `{}` if deterministic."
         sample_shape = _as_sample_shape(sample_shape)
         if self.cov is None or sample_shape is None: return {}  # nothing random to draw
         means = self._mean_parameters()
@@ -141,6 +147,7 @@ class Linear(BNNMixin, nn.Module):
 
     def forward(self, input, /, sample_shape=torch.Size([]), generator=None, input_contains_samples=False,
                 parameter_samples=None):
+        "`(*batch, in)` -> `(*sample_shape, *batch, out)`; `sample_shape=None`: mean weights, `()`: one draw for the batch."
         if input.shape[-1:] != self._input_shape: self._raise_input_shape(input)
         if sample_shape is not None and type(sample_shape) is not torch.Size: sample_shape = _as_sample_shape(sample_shape)
         if parameter_samples is None:
@@ -213,7 +220,7 @@ class Linear(BNNMixin, nn.Module):
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
                 f"layer_type={self.layer_type!r}")
 
-# %% ../nbs/03_layers.ipynb #24af05d0
+# %% ../nbs/03_layers.ipynb #6d351099
 class Sequential(BNNMixin, nn.Sequential):
     """`nn.Sequential` that passes the sampling arguments to its BNN children; plain torch modules are
     applied as they are, to every sample. `parametrization` (if given) is set on every BNN layer, which is
