@@ -18,7 +18,7 @@ from .metrics import (TASKS, _entropy, calibration_bins, expected_calibration_er
                                predictive_log_probs, predictive_std, top_label, _class_targets)
 
 # %% auto #0
-__all__ = ['UNCERTAINTIES', 'COVARIANCE_FAMILIES', 'PARAMETRIZATIONS', 'NotebookFigure', 'plot_learning_curves', 'predict_grid',
+__all__ = ['UNCERTAINTIES', 'COVARIANCE_FAMILIES', 'PARAMETRIZATIONS', 'plot_learning_curves', 'predict_grid',
            'draw_decision_boundary', 'plot_decision_boundary', 'draw_reliability_diagram', 'plot_reliability_diagram',
            'draw_regression_band', 'plot_regression_band', 'make_covariance', 'make_two_moons_model',
            'train_and_predict', 'draw_explorer', 'TwoMoonsExplorer', 'two_moons_explorer']
@@ -40,17 +40,17 @@ class _EvalMode:
         self.model.train(self.was_training), torch.set_grad_enabled(self.grad)
 
 
+def _model_float_and_device(model: nn.Module) -> dict:
+    p = next((p for p in model.parameters() if p.is_floating_point()), None)
+    return {"dtype": torch.get_default_dtype(), "device": None} if p is None else {"dtype": p.dtype, "device": p.device}
+
+# %% ../nbs/08_viz.ipynb #6d929bdb
 class NotebookFigure(Figure):
     "A matplotlib `Figure` that shows itself as PNG in Jupyter, with or without `pyplot`."
     def _repr_png_(self) -> bytes:
         buffer = io.BytesIO()
         self.savefig(buffer, format="png", dpi=100)
         return buffer.getvalue()
-
-
-def _model_float_and_device(model: nn.Module) -> dict:
-    p = next((p for p in model.parameters() if p.is_floating_point()), None)
-    return {"dtype": torch.get_default_dtype(), "device": None} if p is None else {"dtype": p.dtype, "device": p.device}
 
 # %% ../nbs/08_viz.ipynb #6aed971f
 _HISTORY_KEYS = ("train_loss_step", "epoch", "train_loss")
