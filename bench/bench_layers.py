@@ -135,10 +135,10 @@ def make_trainer(model, params, forward, x, y):
     return step
 
 
-def bench_train_step(width: int, device: str, repeats: int, steps: int, clock: Clock) -> dict:
+def bench_train_step(width: int, device: str, repeats: int, steps: int, clock: Clock, batch: int = 32) -> dict:
     torch.manual_seed(0)
-    x = torch.randn(32, 2, device=device)
-    y = (torch.rand(32, device=device) > 0.5).float()
+    x = torch.randn(batch, 2, device=device)
+    y = (torch.rand(batch, device=device) > 0.5).float()
     lr = 0.01
     det = det_model(width, device)
     seed = bnn_model(width, "factorized", device)
@@ -164,7 +164,7 @@ def bench_train_step(width: int, device: str, repeats: int, steps: int, clock: C
     result = summarize(times, "deterministic nn.Sequential")
     n_det = sum(p.numel() for p in det.parameters())
     n_cov = sum(p.numel() for n, p in seed.named_parameters() if ".cov." in n)
-    return {"width": width, "steps_per_repeat": steps, "repeats": repeats, "deterministic_parameters": n_det,
+    return {"width": width, "batch": batch, "steps_per_repeat": steps, "repeats": repeats, "deterministic_parameters": n_det,
             "covariance_parameters": n_cov, "variants": result}
 
 
@@ -260,6 +260,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     p.add_argument("--widths", type=int, nargs="+", default=[64, 512])
+    p.add_argument("--batch", type=int, default=32, help="training batch size")
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads on CPU")
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--quick", action="store_true", help="smoke run: 3 repeats, 4,096-point predictive")
@@ -285,9 +286,9 @@ def main(argv=None):
     results = {"info": info, "train_step": [], "predictive": None}
     for width in [] if args.skip_train else args.widths:
         steps = max(5, 6_400 // width) if not clock.cuda else 50
-        r = bench_train_step(width, args.device, repeats, steps, clock)
+        r = bench_train_step(width, args.device, repeats, steps, clock, args.batch)
         results["train_step"].append(r)
-        print_table(f"train step (time per step), width {width} (batch 32; {r['covariance_parameters']:,} covariance vs "
+        print_table(f"train step (time per step), width {width} (batch {args.batch}; {r['covariance_parameters']:,} covariance vs "
                     f"{r['deterministic_parameters']:,} deterministic parameters)", r["variants"])
     if not args.skip_predictive:
         n_points = 4_096 if args.quick else 40_000

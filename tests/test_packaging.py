@@ -61,3 +61,12 @@ def test_wheel_metadata_matches_settings(wheel):
     assert sorted(map(name, requires)) == sorted(map(name, shlex.split(cfg["DEFAULT"]["requirements"])))
     assert not any(n.startswith(("nbs/", "tests/", "bench/")) for n in names)
     assert "vnn_nbdev/_modidx.py" in names
+
+
+def test_every_module_compiles_without_warnings():
+    "Invalid escape sequences (e.g. LaTeX in a notebook's description, which becomes the module docstring) warn."
+    import warnings
+    for path in sorted((ROOT/"vnn_nbdev").rglob("*.py")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            compile(path.read_text(encoding="utf-8"), str(path), "exec")
