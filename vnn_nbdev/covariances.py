@@ -75,6 +75,11 @@ class Covariance(nn.Module):
         self._check_bound()
         return sum(p.numel() for p in self.parameters())
 
+    def sample_around(self, mean_parameters: dict, generator=None) -> dict:
+        "One draw $\\mu + Sz$ per named mean parameter (the training path), differentiable in $\\mu$ and $S$."
+        perturbation = self.sample(torch.Size([]), generator)
+        return {n: mean_parameters[n] + perturbation[n] for n in self.parameter_names}
+
     # Family-specific API
     def _create_factors(self, mean_parameters: dict): raise NotImplementedError
     def reset_parameters(self, mean_std: dict, generator=None) -> None: raise NotImplementedError
@@ -155,6 +160,15 @@ class FactorizedCovariance(Covariance):
             flat = z @ factors[f"{name}_factor"]                  # (*sample_shape, numel): one matmul, no copies
             out[name] = flat if len(shape) == 1 else flat.view(*sample_shape, *shape)
         return out
+
+    def sample_around(self, mean_parameters: dict, generator=None) -> dict:
+        "One draw $\\mu + z^\\top S$ as one fused `addmm` per parameter, in the stored `(R, numel)` layout."
+        self._check_bound()
+        factors = self._parameters
+        first = factors[f"{self.parameter_names[0]}_factor"]
+        z = torch.randn(1, self._rank, generator=generator, dtype=first.dtype, device=first.device)
+        return {n: torch.addmm(mean_parameters[n].reshape(1, -1), z, factors[f"{n}_factor"]).view(shape)
+                for n, shape in self.parameter_shapes.items()}
 
     def dense_factor(self) -> torch.Tensor:
         "The $P\\times R$ factor $S$ (rows in the row-major order of the concatenated mean parameters)."

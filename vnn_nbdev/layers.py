@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from .parametrizations import Parametrization, MaximalUpdate
-from .covariances import FactorizedCovariance
 
 # %% auto #0
 __all__ = ['BNNMixin', 'Linear', 'Sequential']
@@ -79,9 +78,6 @@ def _reset_module(module: nn.Module) -> None:
     if hasattr(module, "reset_parameters"): module.reset_parameters()
     else:
         for child in module.children(): _reset_module(child)
-
-def _as_matrix(factor, rank):  # a factor stored as (R, *shape) or (R, numel) -> (R, numel) without a copy
-    return factor if factor.dim() == 2 else factor.view(rank, -1)
 
 # %% ../nbs/03_layers.ipynb #70360f4b
 class Linear(BNNMixin, nn.Module):
@@ -166,18 +162,9 @@ class Linear(BNNMixin, nn.Module):
                          f"got input of shape {tuple(input.shape)}")
 
     def _sample_one(self, cov, generator):
-        "One draw of (weight, bias) as tensors with autograd to the mean and the covariance factors."
-        w, b = self.weight, self.bias
-        if isinstance(cov, FactorizedCovariance):  # fast path: w = μ + zᵀS, one fused addmm per parameter
-            factors = cov.factor_parameters_by_name()
-            weight_factor = factors["weight"][0]
-            R = weight_factor.shape[0]
-            z = torch.randn(1, R, generator=generator, dtype=w.dtype, device=w.device)
-            w = torch.addmm(w.view(1, -1), z, _as_matrix(weight_factor, R)).view(w.shape)
-            if b is not None: b = torch.addmm(b.view(1, -1), z, _as_matrix(factors["bias"][0], R)).view(b.shape)
-            return w, b
-        perturbation = cov.sample(torch.Size([]), generator)
-        return w + perturbation["weight"], (None if b is None else b + perturbation["bias"])
+        "One draw of (weight, bias), differentiable in the means and the covariance factors."
+        draw = cov.sample_around(self._mean_parameters(), generator)
+        return draw["weight"], draw.get("bias")
 
     def _forward_samples(self, input, sample_shape, input_contains_samples, parameter_samples):
         w, b = parameter_samples["weight"], parameter_samples.get("bias")
