@@ -4,34 +4,25 @@
 
 # %% ../nbs/03_layers.ipynb #4b3b9bd2
 from __future__ import annotations
-import math
 from collections import OrderedDict
 from typing import Iterable, Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
-from .parametrizations import Parametrization, MaximalUpdate
+from .parametrizations import Parametrization, MaximalUpdate, LAYER_TYPES, OPTIMIZERS
+from .sampling import as_sample_shape
 
 # %% auto #0
 __all__ = ['BNNMixin', 'Linear', 'Sequential']
 
 # %% ../nbs/03_layers.ipynb #b34dee19
 def _as_sample_shape(sample_shape) -> torch.Size | None:
-    "Normalise `sample_shape` to a `torch.Size` (or `None` for the mean parameters)."
-    if sample_shape is None or isinstance(sample_shape, torch.Size): return sample_shape
-    if isinstance(sample_shape, int): sample_shape = (sample_shape,)
-    try: shape = torch.Size(sample_shape)
-    except TypeError: shape = None
-    if shape is None or any(s < 0 for s in shape):
-        raise ValueError(f"sample_shape must be None or a tuple of non-negative ints, e.g. () or (16,); got {sample_shape!r}")
-    return shape
-
-_OPTIMIZERS = ("SGD", "Adam")
-_LAYER_TYPES = ("input", "hidden", "output")
+    "`None` (the mean parameters) or `sample_shape` as a `torch.Size` (chapter 00's `as_sample_shape`)."
+    return None if sample_shape is None else as_sample_shape(sample_shape)
 
 def _check_optimizer(optimizer):
-    if optimizer not in _OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {_OPTIMIZERS}; got {optimizer!r}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {optimizer!r}")
 
 # %% ../nbs/03_layers.ipynb #53c2b109
 class BNNMixin:
@@ -90,8 +81,8 @@ class Linear(BNNMixin, nn.Module):
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if layer_type not in _LAYER_TYPES:
-            raise ValueError(f"layer_type must be one of {_LAYER_TYPES}; got {layer_type!r}")
+        if layer_type not in LAYER_TYPES:
+            raise ValueError(f"layer_type must be one of {LAYER_TYPES}; got {layer_type!r}")
         if cov is not None and not hasattr(cov, "bind"):
             raise ValueError(f"cov must be None or a covariance spec such as FactorizedCovariance(), got {cov!r}")
         self.in_features, self.out_features, self.layer_type = in_features, out_features, layer_type
