@@ -43,7 +43,7 @@ def test_sidebar_lists_every_notebook_once():
     assert len(entries) == len(set(entries)), "a notebook is listed twice"
     assert sorted(entries) == notebooks()
     sections = [x["section"] for x in side["website"]["sidebar"]["contents"] if isinstance(x, dict)]
-    assert sections == ["Components", "Tutorials", "Theory"]
+    assert sections == ["Getting started", "Components", "Theory", "Appendix"]
 
 
 @pytest.fixture(scope="module")
