@@ -28,7 +28,10 @@ def package_modules():
                   for p in lib.rglob("*.py") if p.name != "__init__.py")
 
 
-def test_wheel_installs_and_every_module_imports(wheel, tmp_path):
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory):
+    "A fresh venv with the wheel installed; returns (python, bin folder, a working folder outside the repo, env)."
+    tmp_path = tmp_path_factory.mktemp("installed")
     env_dir = tmp_path/"venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir/"bin"/"python"
@@ -38,16 +41,71 @@ def test_wheel_installs_and_every_module_imports(wheel, tmp_path):
     purelib = run(py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip()
     Path(purelib, "_deps_from_test_env.pth").write_text(site + "\n")
     run(py, "-m", "pip", "install", "-q", "--no-deps", wheel)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    work = tmp_path/"work"; work.mkdir()
+    return py, env_dir/"bin", work, env
+
+
+def test_wheel_installs_and_every_module_imports(installed):
+    py, _, work, env = installed
     modules = package_modules()
     code = ("import importlib, vnn_nbdev, sys\n"
             f"mods = {modules!r}\n"
             "for m in mods: importlib.import_module(m)\n"
             "print(vnn_nbdev.__file__); print(vnn_nbdev.__version__)\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = run(py, "-c", code, cwd=tmp_path, env=env).split()
-    assert out[0].startswith(str(env_dir)), f"imported {out[0]}, not the installed wheel"
+    out = run(py, "-c", code, cwd=work, env=env).split()
+    assert out[0].startswith(str(py.parent.parent)), f"imported {out[0]}, not the installed wheel"
     cfg = configparser.ConfigParser(); cfg.read(ROOT/"settings.ini")
     assert out[1] == cfg["DEFAULT"]["version"]
+
+
+# Calls, not imports: the notebook namespace can hide a name a module uses but never imports (an import made in
+# a test cell), and only code run from the installed package, in a fresh process, finds it.
+ENTRY_POINTS = """
+import json, math, torch
+from torch import nn
+import vnn_nbdev as inferno
+from vnn_nbdev import bnn, loss_fns
+from vnn_nbdev.data import two_moons, dataloaders
+from vnn_nbdev.training import fit
+from vnn_nbdev.metrics import evaluate
+from vnn_nbdev.viz import plot_decision_boundary
+
+torch.manual_seed(0)
+model = bnn.Sequential(                      # the reference tutorial's model, only the import changed
+    inferno.models.MLP(in_size=2, hidden_sizes=[16] * 2, out_size=1, activation_layer=nn.SiLU,
+                       cov=[bnn.params.FactorizedCovariance()] + [None] + [bnn.params.FactorizedCovariance()]),
+    nn.Flatten(-2, -1), parametrization=bnn.params.MUP())
+data = two_moons(num_train_data=64, num_test_data=64, seed=0)
+train, test = dataloaders(data, batch_size=32)
+assert model(data.X_test[:5], sample_shape=(4,)).shape == (4, 5)
+history = fit(model, train, loss_fns.BCEWithLogitsLoss(), optimizer=1e-2, epochs=1, progress=False)
+metrics = evaluate(model, test, num_samples=8)
+assert 0 <= metrics["accuracy"] <= 1 and math.isfinite(metrics["nll"])
+for Objective in (loss_fns.NegativeELBO, loss_fns.VariationalFreeEnergy):
+    objective = Objective(model, num_data=64, loss_fn=loss_fns.BCEWithLogitsLoss())
+    objective(model(data.X_train[:8], sample_shape=(2,)), data.y_train[:8]).backward()
+plot_decision_boundary(model, data.X_test, data.y_test, num_samples=4, grid_size=20)
+print(json.dumps({"ok": True, "epochs": history.num_epochs}))
+"""
+
+
+def test_installed_entry_points_run_in_a_fresh_process(installed):
+    py, _, work, env = installed
+    out = run(py, "-c", ENTRY_POINTS, cwd=work, env={**env, "MPLBACKEND": "Agg"})
+    assert out.strip().splitlines()[-1] == '{"ok": true, "epochs": 1}'
+
+
+def test_installed_console_script_runs(installed):
+    _, bin_dir, work, env = installed
+    out = run(bin_dir/"vnn_two_moons", "--outdir", work/"run", "--num_train_data", "40", "--num_test_data", "40",
+              "--num_epochs", "1", "--hidden_width", "8", "--num_hidden_layers", "1", "--grid_size", "10",
+              "--num_samples", "2", "--progress", "False", cwd=work, env={**env, "MPLBACKEND": "Agg"})
+    assert "test accuracy" in out
+    import json
+    metrics = json.loads((work/"run"/"metrics.json").read_text())
+    assert 0 <= metrics["test"]["accuracy"] <= 1 and metrics["options"]["num_epochs"] == 1
+    assert {p.name for p in (work/"run").iterdir()} >= {"metrics.json", "decision_boundary.png", "data.png"}
 
 
 def test_wheel_metadata_matches_settings(wheel):
