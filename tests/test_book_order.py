@@ -9,21 +9,16 @@ from pathlib import Path
 
 import yaml
 
+from test_docs import sidebar_entries
+
 ROOT = Path(__file__).resolve().parent.parent
 LIB = ROOT/"vnn_nbdev"
 NAMESPACES = {"vnn_nbdev", "vnn_nbdev.bnn"}
 
 
 def sidebar_order():
-    def walk(node):
-        if isinstance(node, str): yield node
-        elif isinstance(node, list):
-            for x in node: yield from walk(x)
-        elif isinstance(node, dict):
-            if "href" in node: yield node["href"]
-            yield from walk(node.get("contents", []))
     side = yaml.safe_load((ROOT/"nbs"/"sidebar.yml").read_text())
-    return list(walk(side["website"]["sidebar"]["contents"]))
+    return list(sidebar_entries(side["website"]["sidebar"]["contents"]))
 
 
 def module_name(path):
