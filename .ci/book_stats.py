@@ -55,7 +55,7 @@ def main():
     a = p.parse_args()
     nbs = a.nb or sorted(glob.glob(str(ROOT/"nbs/**/*.ipynb"), recursive=True))
     sizes, bad = [], []
-    for nb in nbs:
+    for nb in [str(Path(n).resolve()) for n in nbs]:
         s = export_cell_sizes(nb)
         if not s: continue
         n = [x for _, x in s]; sizes += n
