@@ -6,26 +6,13 @@
 __all__ = ['Covariance', 'DiagonalCovariance', 'FactorizedCovariance', 'LowRankCovariance', 'KroneckerCovariance']
 
 # %% ../nbs/03_covariances.ipynb #c0004
-import math, numbers, warnings
+# ruff: noqa: F811  (`@patch` defines `sample`, `to_dense`, ... once per family under the same name)
+import math, warnings
 import torch
 from torch import nn
+from fastcore.basics import patch
+from ._utils import check_positive_int, check_nonnegative
 from .sampling import as_sample_shape
-
-# %% ../nbs/03_covariances.ipynb #c0005
-def _check_rank(value, argument: str, allow_none: bool):
-    "Return `value` if it is a valid rank, else raise a ValueError naming `argument` and the allowed values."
-    if value is None and allow_none: return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        allowed = "a positive integer" + (" or None (full rank)" if allow_none else "")
-        raise ValueError(f"{argument} must be {allowed}, got {value!r}.")
-    return int(value)
-
-def _clip_rank(rank: int, limit: int, argument: str) -> int:
-    "Clip `rank` to `limit` with a warning (a rank above the dimension adds nothing)."
-    if rank > limit:
-        warnings.warn(f"{argument}={rank} exceeds the dimension {limit} it factorizes; clipping it to {limit}.")
-        return limit
-    return rank
 
 # %% ../nbs/03_covariances.ipynb #c0006
 class Covariance(nn.Module):
@@ -36,258 +23,429 @@ class Covariance(nn.Module):
         self.parameter_names: tuple = ()   # names of the bound mean parameters, in order
         self.parameter_shapes: dict = {}   # name -> torch.Size of that mean parameter
 
-    def bind(self, mean_parameters: dict) -> None:
-        "Create factor parameters matching the shapes, dtype and device of the named `mean_parameters`."
-        if not isinstance(mean_parameters, dict) or len(mean_parameters) == 0:
-            raise ValueError(f"mean_parameters must be a non-empty dict name -> tensor, got {mean_parameters!r}.")
-        for name, p in mean_parameters.items():
-            if not isinstance(name, str) or not name.isidentifier():
-                raise ValueError(f"mean_parameters names must be Python identifiers such as 'weight', got {name!r}.")
-            if not isinstance(p, torch.Tensor) or not p.is_floating_point():
-                raise ValueError(f"mean_parameters[{name!r}] must be a floating-point tensor, got {type(p).__name__}.")
-        self._parameters.clear()             # re-binding replaces the old factors
-        self.parameter_names = tuple(mean_parameters)
-        self.parameter_shapes = {n: p.shape for n, p in mean_parameters.items()}
-        self._create_factors(mean_parameters)
-        self.reset_parameters({n: 1.0 for n in self.parameter_names})
+# %% ../nbs/03_covariances.ipynb #a1000003
+@patch
+def _create_factors(self: Covariance, mean_parameters: dict):
+    raise NotImplementedError
 
-    def _check_bound(self):
-        if not self.parameter_names:
-            raise RuntimeError(f"{type(self).__name__} is not bound yet: call .bind(mean_parameters) first.")
+@patch
+def reset_parameters(self: Covariance,
+                     mean_std: dict,  # name -> prior std of that mean parameter (a number >= 0)
+                     generator: torch.Generator | None = None,  # random source, for families whose prior factors are random
+                    ) -> None:
+    "Put the covariance at the prior $\\mathrm{diag}(\\sigma^2)$, exactly or in expectation."
+    raise NotImplementedError
 
-    def _check_mean_std(self, mean_std: dict) -> dict:
-        self._check_bound()
-        if not isinstance(mean_std, dict) or set(mean_std) != set(self.parameter_names):
-            raise ValueError(f"mean_std must be a dict with exactly the keys {list(self.parameter_names)}, got {mean_std!r}.")
-        for name, std in mean_std.items():
-            if not isinstance(std, numbers.Real) or not math.isfinite(std) or std < 0:
-                raise ValueError(f"mean_std[{name!r}] must be a finite number >= 0, got {std!r}.")
-        return {n: float(s) for n, s in mean_std.items()}
+# %% ../nbs/03_covariances.ipynb #a1000005
+@patch
+def sample(self: Covariance,
+           sample_shape: torch.Size | tuple | int = torch.Size([]),  # sample dimensions put in front
+           generator: torch.Generator | None = None,  # random source of the standard normal z
+          ) -> dict:
+    "Zero-mean perturbations $Sz$ per mean parameter, each shaped `(*sample_shape, *param.shape)`."
+    raise NotImplementedError
 
-    @property
-    def num_mean_parameters(self) -> int:
-        "$P$, the number of mean parameters this covariance is bound to."
-        return sum(math.prod(s) for s in self.parameter_shapes.values())
+@patch
+def to_dense(self: Covariance) -> torch.Tensor:
+    "The $P\\times P$ covariance $\\Sigma$, in the order of the flattened, concatenated mean parameters (for tests)."
+    raise NotImplementedError
 
-    @property
-    def num_parameters(self) -> int:
-        "Number of covariance (factor) parameters."
-        self._check_bound()
-        return sum(p.numel() for p in self.parameters())
+# %% ../nbs/03_covariances.ipynb #a1000007
+@patch(as_prop=True)
+def rank(self: Covariance) -> int:
+    "The rank $R$ of $\\Sigma$, the number of independent directions a draw can move in."
+    raise NotImplementedError
 
-    def sample_around(self, mean_parameters: dict, generator=None) -> dict:
-        "One draw $\\mu + Sz$ per named mean parameter (the training path), differentiable in $\\mu$ and $S$."
-        perturbation = self.sample(torch.Size([]), generator)
-        return {n: mean_parameters[n] + perturbation[n] for n in self.parameter_names}
+@patch(as_prop=True)
+def lr_scale(self: Covariance) -> float:
+    "Factor learning rate / mean learning rate, $1/\\kappa$: the spread then moves as fast as the mean."
+    raise NotImplementedError
 
-    # Family-specific API
-    def _create_factors(self, mean_parameters: dict): raise NotImplementedError
-    def reset_parameters(self, mean_std: dict, generator=None) -> None: raise NotImplementedError
-    def sample(self, sample_shape=torch.Size([]), generator=None) -> dict: raise NotImplementedError
-    def to_dense(self) -> torch.Tensor: raise NotImplementedError
-    @property
-    def rank(self) -> int: raise NotImplementedError
-    @property
-    def lr_scale(self) -> float: raise NotImplementedError
-    def factor_parameters_by_name(self) -> dict: raise NotImplementedError
+@patch
+def factor_parameters_by_name(self: Covariance) -> dict:
+    "Mean-parameter name -> the factor tensors that take that parameter's learning rate."
+    raise NotImplementedError
+
+# %% ../nbs/03_covariances.ipynb #a1000009
+def _check_mean_parameters(mean_parameters) -> None:
+    "Raise a ValueError unless `mean_parameters` is a non-empty dict of identifier names -> floating-point tensors."
+    if not isinstance(mean_parameters, dict) or len(mean_parameters) == 0:
+        raise ValueError(f"mean_parameters must be a non-empty dict name -> tensor, got {mean_parameters!r}.")
+    for name, p in mean_parameters.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"mean_parameters names must be Python identifiers such as 'weight', got {name!r}.")
+        if not isinstance(p, torch.Tensor) or not p.is_floating_point():
+            raise ValueError(f"mean_parameters[{name!r}] must be a floating-point tensor, got {type(p).__name__}.")
+
+# %% ../nbs/03_covariances.ipynb #a1000010
+@patch
+def bind(self: Covariance,
+         mean_parameters: dict,  # name -> mean tensor of the layer, e.g. {"weight": W, "bias": b}
+        ) -> None:
+    "Create factor parameters matching the shapes, dtype and device of the named `mean_parameters`."
+    _check_mean_parameters(mean_parameters)
+    self._parameters.clear()             # re-binding replaces the old factors
+    self.parameter_names = tuple(mean_parameters)
+    self.parameter_shapes = {n: p.shape for n, p in mean_parameters.items()}
+    self._create_factors(mean_parameters)
+    self.reset_parameters({n: 1.0 for n in self.parameter_names})
+
+# %% ../nbs/03_covariances.ipynb #a1000013
+@patch
+def _check_bound(self: Covariance):
+    if not self.parameter_names:
+        raise RuntimeError(f"{type(self).__name__} is not bound yet: call .bind(mean_parameters) first.")
+
+@patch
+def _check_mean_std(self: Covariance, mean_std: dict) -> dict:
+    self._check_bound()
+    if not isinstance(mean_std, dict) or set(mean_std) != set(self.parameter_names):
+        raise ValueError(f"mean_std must be a dict with exactly the keys {list(self.parameter_names)}, got {mean_std!r}.")
+    return {n: check_nonnegative(s, f"mean_std[{n!r}]") for n, s in mean_std.items()}
+
+# %% ../nbs/03_covariances.ipynb #a1000015
+@patch(as_prop=True)
+def num_mean_parameters(self: Covariance) -> int:
+    "$P$, the number of mean parameters this covariance is bound to."
+    return sum(math.prod(s) for s in self.parameter_shapes.values())
+
+@patch(as_prop=True)
+def num_parameters(self: Covariance) -> int:
+    "Number of covariance (factor) parameters."
+    self._check_bound()
+    return sum(p.numel() for p in self.parameters())
+
+# %% ../nbs/03_covariances.ipynb #a1000018
+@patch
+def sample_around(self: Covariance,
+                  mean_parameters: dict,  # name -> mean tensor mu (may require grad)
+                  generator: torch.Generator | None = None,  # random source of the standard normal z
+                 ) -> dict:
+    "One draw $\\mu + Sz$ per named mean parameter (the training path), differentiable in $\\mu$ and $S$."
+    perturbation = self.sample(torch.Size([]), generator)
+    return {n: mean_parameters[n] + perturbation[n] for n in self.parameter_names}
 
 # %% ../nbs/03_covariances.ipynb #c0010
 class DiagonalCovariance(Covariance):
     "Mean field: independent entries, $\\Sigma=\\mathrm{diag}(s)^2$, one std $s$ per mean parameter."
-    def _create_factors(self, mean_parameters):
-        for name, p in mean_parameters.items():
-            self.register_parameter(f"{name}_std", nn.Parameter(torch.empty_like(p, memory_format=torch.contiguous_format)))
 
-    def reset_parameters(self, mean_std: dict, generator=None) -> None:
-        "At the prior exactly: every std equals the prior std of its mean parameter."
-        mean_std = self._check_mean_std(mean_std)
-        with torch.no_grad():
-            for name in self.parameter_names: getattr(self, f"{name}_std").fill_(mean_std[name])
+# %% ../nbs/03_covariances.ipynb #a1000021
+@patch
+def _create_factors(self: DiagonalCovariance, mean_parameters):
+    for name, p in mean_parameters.items():
+        self.register_parameter(f"{name}_std", nn.Parameter(torch.empty_like(p, memory_format=torch.contiguous_format)))
 
-    def sample(self, sample_shape=torch.Size([]), generator=None) -> dict:
-        self._check_bound()
-        sample_shape = as_sample_shape(sample_shape)
-        stds, out = self._parameters, {}
-        for name in self.parameter_names:
-            std = stds[f"{name}_std"]
-            out[name] = std * torch.randn(*sample_shape, *std.shape, generator=generator, dtype=std.dtype, device=std.device)
-        return out
+@patch
+def reset_parameters(self: DiagonalCovariance,
+                     mean_std: dict,  # name -> prior std of that mean parameter
+                     generator: torch.Generator | None = None,  # unused: the prior is deterministic
+                    ) -> None:
+    "At the prior exactly: every std equals the prior std of its mean parameter."
+    mean_std = self._check_mean_std(mean_std)
+    with torch.no_grad():
+        for name in self.parameter_names: getattr(self, f"{name}_std").fill_(mean_std[name])
 
-    def to_dense(self) -> torch.Tensor:
-        self._check_bound()
-        stds = torch.cat([getattr(self, f"{n}_std").reshape(-1) for n in self.parameter_names])
-        return torch.diag(stds ** 2)
+# %% ../nbs/03_covariances.ipynb #a1000023
+@patch
+def to_dense(self: DiagonalCovariance) -> torch.Tensor:
+    "$\\mathrm{diag}(s)^2$ as a dense $P\\times P$ matrix."
+    self._check_bound()
+    stds = torch.cat([getattr(self, f"{n}_std").reshape(-1) for n in self.parameter_names])
+    return torch.diag(stds ** 2)
 
-    @property
-    def rank(self) -> int: self._check_bound(); return self.num_mean_parameters
-    @property
-    def lr_scale(self) -> float: return 1.0
-    def factor_parameters_by_name(self) -> dict:
-        self._check_bound()
-        return {n: [getattr(self, f"{n}_std")] for n in self.parameter_names}
+# %% ../nbs/03_covariances.ipynb #a1000026
+@patch
+def sample(self: DiagonalCovariance,
+           sample_shape: torch.Size | tuple | int = torch.Size([]),  # sample dimensions put in front
+           generator: torch.Generator | None = None,  # random source of the standard normal z
+          ) -> dict:
+    "Perturbations $s \\odot z$, one standard normal per entry, shaped `(*sample_shape, *param.shape)`."
+    self._check_bound()
+    sample_shape = as_sample_shape(sample_shape)
+    stds, out = self._parameters, {}
+    for name in self.parameter_names:
+        std = stds[f"{name}_std"]
+        out[name] = std * torch.randn(*sample_shape, *std.shape, generator=generator, dtype=std.dtype, device=std.device)
+    return out
+
+# %% ../nbs/03_covariances.ipynb #a1000029
+@patch(as_prop=True)
+def rank(self: DiagonalCovariance) -> int:
+    "$P$: a diagonal of positive stds has full rank."
+    self._check_bound(); return self.num_mean_parameters
+
+@patch(as_prop=True)
+def lr_scale(self: DiagonalCovariance) -> float:
+    "1: the gain of a std is $\\mathbb E[z_k^2] = 1$, the mean's."
+    return 1.0
+
+@patch
+def factor_parameters_by_name(self: DiagonalCovariance) -> dict:
+    "Each mean parameter -> its std tensor."
+    self._check_bound()
+    return {n: [getattr(self, f"{n}_std")] for n in self.parameter_names}
 
 # %% ../nbs/03_covariances.ipynb #c0013
 class FactorizedCovariance(Covariance):
     """$\\Sigma = SS^\\top$ with a dense factor $S \\in \\mathbb R^{P\\times R}$ (`rank=None`: $R=P$, full rank).
     $S$ is stored per mean parameter as its rows, transposed: a tensor `(R, param.numel())`; all share one $z\\in\\mathbb R^R$."""
-    def __init__(self, rank: int | None = None):
+    max_dense_numel: int = 10**7   # binding a larger factor (R * P numbers) warns: use a low-rank or Kronecker family
+    def __init__(self,
+                 rank: int | None = None,  # R, the number of columns of S; None: full rank R = P
+                ):
         super().__init__()
-        self.requested_rank = _check_rank(rank, "rank", allow_none=True)
+        self.requested_rank = check_positive_int(rank, "rank", allow_none=True)
         self._rank = None
 
-    def _create_factors(self, mean_parameters):
-        P = self.num_mean_parameters
-        R = P if self.requested_rank is None else _clip_rank(self.requested_rank, P, "rank")
-        self._rank = R
-        for name, p in mean_parameters.items():
-            self.register_parameter(f"{name}_factor", nn.Parameter(p.new_empty((R, p.numel()))))
+# %% ../nbs/03_covariances.ipynb #c0005
+def _clip_rank(rank: int, limit: int, argument: str) -> int:
+    "Clip `rank` to `limit` with a warning (a rank above the dimension adds nothing)."
+    if rank > limit:
+        warnings.warn(f"{argument}={rank} exceeds the dimension {limit} it factorizes; clipping it to {limit}.")
+        return limit
+    return rank
 
-    def reset_parameters(self, mean_std: dict, generator=None) -> None:
-        "Entries $S_{kr} \\sim \\mathcal N(0, \\sigma_k^2/R)$, so that $\\mathbb E[SS^\\top] = \\mathrm{diag}(\\sigma^2)$, the prior."
-        mean_std = self._check_mean_std(mean_std)
-        with torch.no_grad():
-            for name in self.parameter_names:
-                getattr(self, f"{name}_factor").normal_(0.0, mean_std[name] / math.sqrt(self._rank), generator=generator)
+# %% ../nbs/03_covariances.ipynb #a1000034
+@patch
+def _warn_if_large(self: FactorizedCovariance, rank: int, mean_parameters: dict) -> None:
+    "Warn if the dense factor, `rank` x P numbers, would exceed `max_dense_numel`."
+    numel = rank * self.num_mean_parameters
+    if numel <= self.max_dense_numel: return
+    megabytes = sum(rank * p.numel() * p.element_size() for p in mean_parameters.values()) / 1e6
+    warnings.warn(f"{type(self).__name__}(rank={rank}) over P={self.num_mean_parameters} mean parameters builds a "
+                  f"dense factor of {numel:,} numbers ({megabytes:,.1f} MB), slow to sample and train; for a layer "
+                  "this size use LowRankCovariance(rank) with a small rank, or KroneckerCovariance().", UserWarning)
 
-    def sample(self, sample_shape=torch.Size([]), generator=None) -> dict:
-        self._check_bound()
-        sample_shape = as_sample_shape(sample_shape)
-        factors = self._parameters
-        first = factors[f"{self.parameter_names[0]}_factor"]
-        z = torch.randn(*sample_shape, self._rank, generator=generator, dtype=first.dtype, device=first.device)
-        out = {}
-        for name, shape in self.parameter_shapes.items():
-            flat = z @ factors[f"{name}_factor"]                  # (*sample_shape, numel): one matmul, no copies
-            out[name] = flat if len(shape) == 1 else flat.view(*sample_shape, *shape)
-        return out
+@patch
+def _create_factors(self: FactorizedCovariance, mean_parameters):
+    P = self.num_mean_parameters
+    R = P if self.requested_rank is None else _clip_rank(self.requested_rank, P, "rank")
+    self._warn_if_large(R, mean_parameters)   # before allocating
+    self._rank = R
+    for name, p in mean_parameters.items():
+        self.register_parameter(f"{name}_factor", nn.Parameter(p.new_empty((R, p.numel()))))
 
-    def sample_around(self, mean_parameters: dict, generator=None) -> dict:
-        "One draw $\\mu + z^\\top S$ as one fused `addmm` per parameter, in the stored `(R, numel)` layout."
-        self._check_bound()
-        factors = self._parameters
-        first = factors[f"{self.parameter_names[0]}_factor"]
-        z = torch.randn(1, self._rank, generator=generator, dtype=first.dtype, device=first.device)
-        return {n: torch.addmm(mean_parameters[n].reshape(1, -1), z, factors[f"{n}_factor"]).view(shape)
-                for n, shape in self.parameter_shapes.items()}
+# %% ../nbs/03_covariances.ipynb #a1000038
+@patch
+def reset_parameters(self: FactorizedCovariance,
+                     mean_std: dict,  # name -> prior std sigma of that mean parameter
+                     generator: torch.Generator | None = None,  # random source of the entries of S
+                    ) -> None:
+    "Entries $S_{kr} \\sim \\mathcal N(0, \\sigma_k^2/R)$, so that $\\mathbb E[SS^\\top] = \\mathrm{diag}(\\sigma^2)$, the prior."
+    mean_std = self._check_mean_std(mean_std)
+    with torch.no_grad():
+        for name in self.parameter_names:
+            getattr(self, f"{name}_factor").normal_(0.0, mean_std[name] / math.sqrt(self._rank), generator=generator)
 
-    def dense_factor(self) -> torch.Tensor:
-        "The $P\\times R$ factor $S$ (rows in the row-major order of the concatenated mean parameters)."
-        self._check_bound()
-        return torch.cat([getattr(self, f"{n}_factor") for n in self.parameter_names], 1).T
+# %% ../nbs/03_covariances.ipynb #a1000041
+@patch
+def dense_factor(self: FactorizedCovariance) -> torch.Tensor:
+    "The $P\\times R$ factor $S$ (rows in the row-major order of the concatenated mean parameters)."
+    self._check_bound()
+    return torch.cat([getattr(self, f"{n}_factor") for n in self.parameter_names], 1).T
 
-    def to_dense(self) -> torch.Tensor:
-        S = self.dense_factor()
-        return S @ S.T
+@patch
+def to_dense(self: FactorizedCovariance) -> torch.Tensor:
+    "$\\Sigma = SS^\\top$ as a dense $P\\times P$ matrix."
+    S = self.dense_factor()
+    return S @ S.T
 
-    @property
-    def rank(self) -> int: self._check_bound(); return self._rank
-    @property
-    def lr_scale(self) -> float: self._check_bound(); return 1.0 / self._rank
-    def factor_parameters_by_name(self) -> dict:
-        self._check_bound()
-        return {n: [getattr(self, f"{n}_factor")] for n in self.parameter_names}
+# %% ../nbs/03_covariances.ipynb #a1000044
+@patch
+def sample(self: FactorizedCovariance,
+           sample_shape: torch.Size | tuple | int = torch.Size([]),  # sample dimensions put in front
+           generator: torch.Generator | None = None,  # random source of the standard normal z
+          ) -> dict:
+    "Perturbations $Sz$ from one shared $z\\in\\mathbb R^R$, shaped `(*sample_shape, *param.shape)`."
+    self._check_bound()
+    sample_shape = as_sample_shape(sample_shape)
+    factors = self._parameters
+    first = factors[f"{self.parameter_names[0]}_factor"]
+    z = torch.randn(*sample_shape, self._rank, generator=generator, dtype=first.dtype, device=first.device)
+    out = {}
+    for name, shape in self.parameter_shapes.items():
+        flat = z @ factors[f"{name}_factor"]                  # (*sample_shape, numel): one matmul, no copies
+        out[name] = flat if len(shape) == 1 else flat.view(*sample_shape, *shape)
+    return out
 
-    def extra_repr(self) -> str:
-        return f"rank={self._rank if self._rank is not None else self.requested_rank}"
+# %% ../nbs/03_covariances.ipynb #a1000047
+@patch(as_prop=True)
+def rank(self: FactorizedCovariance) -> int:
+    "$R$, the number of columns of $S$ (after clipping to $P$)."
+    self._check_bound(); return self._rank
+
+@patch(as_prop=True)
+def lr_scale(self: FactorizedCovariance) -> float:
+    "$1/R$: the gain of a dense factor is $\\mathbb E\\lVert z\\rVert^2 = R$."
+    self._check_bound(); return 1.0 / self._rank
+
+@patch
+def factor_parameters_by_name(self: FactorizedCovariance) -> dict:
+    "Each mean parameter -> its `(R, numel)` block of $S^\\top$."
+    self._check_bound()
+    return {n: [getattr(self, f"{n}_factor")] for n in self.parameter_names}
+
+# %% ../nbs/03_covariances.ipynb #a1000050
+@patch
+def extra_repr(self: FactorizedCovariance) -> str:
+    "The rank, as printed inside the module's repr."
+    return f"rank={self._rank if self._rank is not None else self.requested_rank}"
 
 # %% ../nbs/03_covariances.ipynb #c0014
 class LowRankCovariance(FactorizedCovariance):
     "$\\Sigma = SS^\\top$ with $S\\in\\mathbb R^{P\\times R}$ for a given `rank` $R \\ll P$: cost linear in $P$."
-    def __init__(self, rank: int):
-        super().__init__(rank=_check_rank(rank, "rank", allow_none=False))
+    def __init__(self,
+                 rank: int,  # R, the number of columns of S
+                ):
+        super().__init__(rank=check_positive_int(rank, "rank"))
 
 # %% ../nbs/03_covariances.ipynb #c0017
 class KroneckerCovariance(Covariance):
     """Matrix-normal weight: $\\tilde W = [W, b] = M + S_\\text{out} Z S_\\text{in}^\\top$, $Z_{ab}\\sim\\mathcal N(0,1)$, so
     $\\mathrm{Cov}(\\tilde W_{ij}, \\tilde W_{kl}) = C_\\text{out}[i,k]\\, C_\\text{in}[j,l]$. The bias is the extra input column."""
-    def __init__(self, input_rank: int | None = None, output_rank: int | None = None):
+    def __init__(self,
+                 input_rank: int | None = None,   # r_in, the columns of S_in; None: n_in (+1 with a bias)
+                 output_rank: int | None = None,  # r_out, the columns of S_out; None: n_out
+                ):
         super().__init__()
-        self.requested_input_rank = _check_rank(input_rank, "input_rank", allow_none=True)
-        self.requested_output_rank = _check_rank(output_rank, "output_rank", allow_none=True)
+        self.requested_input_rank = check_positive_int(input_rank, "input_rank", allow_none=True)
+        self.requested_output_rank = check_positive_int(output_rank, "output_rank", allow_none=True)
         self.input_rank = self.output_rank = None
         self._weight_std = 1.0
 
-    def _create_factors(self, mean_parameters):
-        names = set(mean_parameters)
-        if not names <= {"weight", "bias"} or "weight" not in names:
-            raise ValueError(f"KroneckerCovariance needs mean_parameters named 'weight' and optionally 'bias', got {sorted(names)}.")
-        weight = mean_parameters["weight"]
-        if weight.dim() < 2:
-            raise ValueError(f"KroneckerCovariance needs a weight with at least 2 dims (out, in, ...), got shape {tuple(weight.shape)}.")
-        n_out, n_in = weight.shape[0], weight[0].numel()
-        bias = mean_parameters.get("bias")
-        if bias is not None and bias.shape != (n_out,):
-            raise ValueError(f"KroneckerCovariance needs a bias of shape ({n_out},), got {tuple(bias.shape)}.")
-        n_in_augmented = n_in + (bias is not None)
-        self.input_rank = n_in_augmented if self.requested_input_rank is None else _clip_rank(self.requested_input_rank, n_in_augmented, "input_rank")
-        self.output_rank = n_out if self.requested_output_rank is None else _clip_rank(self.requested_output_rank, n_out, "output_rank")
-        self.output_factor = nn.Parameter(weight.new_empty((n_out, self.output_rank)))   # S_out
-        self.input_factor = nn.Parameter(weight.new_empty((self.input_rank, n_in)))      # S_in^T for W's columns (no transpose per draw)
-        if bias is not None:
-            self.bias_input_factor = nn.Parameter(weight.new_empty((self.input_rank,)))  # row of S_in for the bias column
+# %% ../nbs/03_covariances.ipynb #a1000056
+def _kronecker_sizes(mean_parameters: dict) -> tuple:
+    "`(n_out, n_in, has_bias)` of a weight (out, in, ...) and an optional bias (out,), or a ValueError."
+    names = set(mean_parameters)
+    if not names <= {"weight", "bias"} or "weight" not in names:
+        raise ValueError(f"KroneckerCovariance needs mean_parameters named 'weight' and optionally 'bias', got {sorted(names)}.")
+    weight = mean_parameters["weight"]
+    if weight.dim() < 2:
+        raise ValueError(f"KroneckerCovariance needs a weight with at least 2 dims (out, in, ...), got shape {tuple(weight.shape)}.")
+    n_out, n_in = weight.shape[0], weight[0].numel()
+    bias = mean_parameters.get("bias")
+    if bias is not None and bias.shape != (n_out,):
+        raise ValueError(f"KroneckerCovariance needs a bias of shape ({n_out},), got {tuple(bias.shape)}.")
+    return n_out, n_in, bias is not None
 
-    @property
-    def has_bias(self) -> bool: return "bias" in self.parameter_names
+# %% ../nbs/03_covariances.ipynb #a1000058
+@patch
+def _create_factors(self: KroneckerCovariance, mean_parameters):
+    n_out, n_in, has_bias = _kronecker_sizes(mean_parameters)
+    weight, n_in_augmented = mean_parameters["weight"], n_in + has_bias
+    self.input_rank = n_in_augmented if self.requested_input_rank is None else _clip_rank(self.requested_input_rank, n_in_augmented, "input_rank")
+    self.output_rank = n_out if self.requested_output_rank is None else _clip_rank(self.requested_output_rank, n_out, "output_rank")
+    self.output_factor = nn.Parameter(weight.new_empty((n_out, self.output_rank)))   # S_out
+    self.input_factor = nn.Parameter(weight.new_empty((self.input_rank, n_in)))      # S_in^T for W's columns (no transpose per draw)
+    if has_bias:
+        self.bias_input_factor = nn.Parameter(weight.new_empty((self.input_rank,)))  # row of S_in for the bias column
 
-    def reset_parameters(self, mean_std: dict, generator=None) -> None:
-        """Balanced init: entries of $S_\\text{out}$ and $S_\\text{in}$ are $\\mathcal N(0, g^2)$ with $g^2=\\sigma_W/\\sqrt{r_\\text{in} r_\\text{out}}$,
-        so $\\mathbb E[\\mathrm{Var}\\,W_{ij}]=\\sigma_W^2$; the bias row has variance $\\sigma_b^2/(\\sigma_W\\sqrt{r_\\text{in} r_\\text{out}})$."""
-        mean_std = self._check_mean_std(mean_std)
-        weight_std = mean_std["weight"]
-        if weight_std <= 0:
-            raise ValueError(f"mean_std['weight'] must be > 0 for KroneckerCovariance (zero factors never learn), got {weight_std!r}.")
-        self._weight_std = weight_std
-        sqrt_rank = math.sqrt(self.input_rank * self.output_rank)
-        factor_std = math.sqrt(weight_std / sqrt_rank)
-        with torch.no_grad():
-            self.output_factor.normal_(0.0, factor_std, generator=generator)
-            self.input_factor.normal_(0.0, factor_std, generator=generator)
-            if self.has_bias:
-                self.bias_input_factor.normal_(0.0, mean_std["bias"] / math.sqrt(weight_std * sqrt_rank), generator=generator)
+@patch(as_prop=True)
+def has_bias(self: KroneckerCovariance) -> bool:
+    "Whether the bound layer has a bias, the extra input column."
+    return "bias" in self.parameter_names
 
-    def sample(self, sample_shape=torch.Size([]), generator=None) -> dict:
-        self._check_bound()
-        sample_shape = as_sample_shape(sample_shape)
-        S_out = self.output_factor
-        Z = torch.randn(*sample_shape, self.output_rank, self.input_rank, generator=generator, dtype=S_out.dtype, device=S_out.device)
-        Y = S_out @ Z                                         # (*S, out, r_in)
-        weight = Y @ self.input_factor                        # (*S, out, in)
-        weight_shape = self.parameter_shapes["weight"]
-        out = {"weight": weight if len(weight_shape) == 2 else weight.view(*sample_shape, *weight_shape)}
-        if self.has_bias: out["bias"] = Y @ self.bias_input_factor   # (*S, out)
-        return out
+# %% ../nbs/03_covariances.ipynb #a1000060
+@patch
+def reset_parameters(self: KroneckerCovariance,
+                     mean_std: dict,  # prior stds {"weight": sigma_W > 0, "bias": sigma_b} (bias only with a bias)
+                     generator: torch.Generator | None = None,  # random source of the factor entries
+                    ) -> None:
+    """Balanced init: entries of $S_\\text{out}$ and $S_\\text{in}$ are $\\mathcal N(0, g^2)$ with $g^2=\\sigma_W/\\sqrt{r_\\text{in} r_\\text{out}}$,
+    so $\\mathbb E[\\mathrm{Var}\\,W_{ij}]=\\sigma_W^2$; the bias row has variance $\\sigma_b^2/(\\sigma_W\\sqrt{r_\\text{in} r_\\text{out}})$."""
+    mean_std = self._check_mean_std(mean_std)
+    weight_std = mean_std["weight"]
+    if weight_std <= 0:
+        raise ValueError(f"mean_std['weight'] must be > 0 for KroneckerCovariance (zero factors never learn), got {weight_std!r}.")
+    self._weight_std = weight_std
+    sqrt_rank = math.sqrt(self.input_rank * self.output_rank)
+    factor_std = math.sqrt(weight_std / sqrt_rank)
+    with torch.no_grad():
+        self.output_factor.normal_(0.0, factor_std, generator=generator)
+        self.input_factor.normal_(0.0, factor_std, generator=generator)
+        if self.has_bias:
+            self.bias_input_factor.normal_(0.0, mean_std["bias"] / math.sqrt(weight_std * sqrt_rank), generator=generator)
 
-    def input_covariance(self) -> torch.Tensor:
-        "$C_\\text{in} = S_\\text{in} S_\\text{in}^\\top$ over the (bias-augmented) input columns."
-        self._check_bound()
-        S_in = torch.cat([self.input_factor.T, self.bias_input_factor[None]]) if self.has_bias else self.input_factor.T
-        return S_in @ S_in.T
+# %% ../nbs/03_covariances.ipynb #a1000063
+@patch
+def input_covariance(self: KroneckerCovariance) -> torch.Tensor:
+    "$C_\\text{in} = S_\\text{in} S_\\text{in}^\\top$ over the (bias-augmented) input columns."
+    self._check_bound()
+    S_in = torch.cat([self.input_factor.T, self.bias_input_factor[None]]) if self.has_bias else self.input_factor.T
+    return S_in @ S_in.T
 
-    def output_covariance(self) -> torch.Tensor:
-        "$C_\\text{out} = S_\\text{out} S_\\text{out}^\\top$ over the output rows."
-        self._check_bound()
-        return self.output_factor @ self.output_factor.T
+@patch
+def output_covariance(self: KroneckerCovariance) -> torch.Tensor:
+    "$C_\\text{out} = S_\\text{out} S_\\text{out}^\\top$ over the output rows."
+    self._check_bound()
+    return self.output_factor @ self.output_factor.T
 
-    def to_dense(self) -> torch.Tensor:
-        C_out, C_in = self.output_covariance(), self.input_covariance()
-        full = torch.kron(C_out, C_in)          # row-major vec of the augmented (out, in[+1]) matrix
-        n_out, n_cols = C_out.shape[0], C_in.shape[0]
-        n_in = self.input_factor.shape[1]
-        rows = torch.arange(n_out, device=full.device)[:, None] * n_cols
-        order = (rows + torch.arange(n_in, device=full.device)).reshape(-1)   # weight entries first ...
-        if self.has_bias: order = torch.cat([order, rows[:, 0] + n_in])       # ... then the bias column
-        return full[order][:, order]
+# %% ../nbs/03_covariances.ipynb #a1000066
+@patch
+def to_dense(self: KroneckerCovariance) -> torch.Tensor:
+    "$C_\\text{out}\\otimes C_\\text{in}$, reordered to the layer's order `[vec W, b]`."
+    C_out, C_in = self.output_covariance(), self.input_covariance()
+    full = torch.kron(C_out, C_in)          # row-major vec of the augmented (out, in[+1]) matrix
+    n_out, n_cols = C_out.shape[0], C_in.shape[0]
+    n_in = self.input_factor.shape[1]
+    rows = torch.arange(n_out, device=full.device)[:, None] * n_cols
+    order = (rows + torch.arange(n_in, device=full.device)).reshape(-1)   # weight entries first ...
+    if self.has_bias: order = torch.cat([order, rows[:, 0] + n_in])       # ... then the bias column
+    return full[order][:, order]
 
-    @property
-    def rank(self) -> int: self._check_bound(); return self.input_rank * self.output_rank
-    @property
-    def lr_scale(self) -> float:
-        self._check_bound(); return 1.0 / (2.0 * self._weight_std * math.sqrt(self.input_rank * self.output_rank))
-    def factor_parameters_by_name(self) -> dict:
-        self._check_bound()
-        groups = {"weight": [self.output_factor, self.input_factor]}
-        if self.has_bias: groups["bias"] = [self.bias_input_factor]
-        return groups
+# %% ../nbs/03_covariances.ipynb #a1000069
+@patch
+def sample(self: KroneckerCovariance,
+           sample_shape: torch.Size | tuple | int = torch.Size([]),  # sample dimensions put in front
+           generator: torch.Generator | None = None,  # random source of the standard normal Z
+          ) -> dict:
+    "Perturbations $S_\\text{out} Z S_\\text{in}^\\top$ of `[W, b]`, shaped `(*sample_shape, *param.shape)`."
+    self._check_bound()
+    sample_shape = as_sample_shape(sample_shape)
+    S_out = self.output_factor
+    Z = torch.randn(*sample_shape, self.output_rank, self.input_rank, generator=generator, dtype=S_out.dtype, device=S_out.device)
+    Y = S_out @ Z                                         # (*S, out, r_in)
+    weight = Y @ self.input_factor                        # (*S, out, in)
+    weight_shape = self.parameter_shapes["weight"]
+    out = {"weight": weight if len(weight_shape) == 2 else weight.view(*sample_shape, *weight_shape)}
+    if self.has_bias: out["bias"] = Y @ self.bias_input_factor   # (*S, out)
+    return out
 
-    def extra_repr(self) -> str:
-        return f"input_rank={self.input_rank or self.requested_input_rank}, output_rank={self.output_rank or self.requested_output_rank}"
+# %% ../nbs/03_covariances.ipynb #a1000072
+@patch(as_prop=True)
+def rank(self: KroneckerCovariance) -> int:
+    "$r_\\text{in} r_\\text{out}$, the rank of $C_\\text{out}\\otimes C_\\text{in}$."
+    self._check_bound(); return self.input_rank * self.output_rank
+
+@patch(as_prop=True)
+def lr_scale(self: KroneckerCovariance) -> float:
+    "$1/(2\\sigma_W\\sqrt{r_\\text{in} r_\\text{out}})$, the inverse gain at the prior set by `reset_parameters`."
+    self._check_bound(); return 1.0 / (2.0 * self._weight_std * math.sqrt(self.input_rank * self.output_rank))
+
+@patch
+def factor_parameters_by_name(self: KroneckerCovariance) -> dict:
+    "`weight` -> $S_\\text{out}$ and the weight part of $S_\\text{in}$; `bias` -> the bias row $s_b$."
+    self._check_bound()
+    groups = {"weight": [self.output_factor, self.input_factor]}
+    if self.has_bias: groups["bias"] = [self.bias_input_factor]
+    return groups
+
+# %% ../nbs/03_covariances.ipynb #a1000075
+@patch
+def extra_repr(self: KroneckerCovariance) -> str:
+    "The input and output ranks, as printed inside the module's repr."
+    return f"input_rank={self.input_rank or self.requested_input_rank}, output_rank={self.output_rank or self.requested_output_rank}"
+
+# %% ../nbs/03_covariances.ipynb #a1000079
+@patch
+def sample_around(self: FactorizedCovariance,
+                  mean_parameters: dict,  # name -> mean tensor mu (may require grad)
+                  generator: torch.Generator | None = None,  # random source of the standard normal z
+                 ) -> dict:
+    "One draw $\\mu + z^\\top S$ as one fused `addmm` per parameter, in the stored `(R, numel)` layout."
+    self._check_bound()
+    factors = self._parameters
+    first = factors[f"{self.parameter_names[0]}_factor"]
+    z = torch.randn(1, self._rank, generator=generator, dtype=first.dtype, device=first.device)
+    return {n: torch.addmm(mean_parameters[n].reshape(1, -1), z, factors[f"{n}_factor"]).view(shape)
+            for n, shape in self.parameter_shapes.items()}
