@@ -14,12 +14,14 @@ import torch
 from ._utils import check_positive_int
 
 # %% ../nbs/02_sampling.ipynb #3a8bab7c
-def _check_quadratic_problem(A: torch.Tensor, b: torch.Tensor, mean: torch.Tensor, factor: torch.Tensor) -> None:
+def _check_quadratic_problem(A: torch.Tensor, b: torch.Tensor, mean: torch.Tensor, factor: torch.Tensor,
+                             names: tuple[str, str] = ("A", "b")) -> None:
     "Raise a `ValueError` naming the argument if the shapes of `A` (N, D), `b`, `mean` and `factor` do not fit."
-    if A.ndim != 2: raise ValueError(f"A must be a matrix (N, D), got shape {tuple(A.shape)}")
+    a, bn = names
+    if A.ndim != 2: raise ValueError(f"{a} must be a matrix (N, D), got shape {tuple(A.shape)}")
     N, D = A.shape
-    if b.shape != (N,): raise ValueError(f"b must have shape ({N},) to match A, got {tuple(b.shape)}")
-    if mean.shape != (D,): raise ValueError(f"mean must have shape ({D},) to match A, got {tuple(mean.shape)}")
+    if b.shape != (N,): raise ValueError(f"{bn} must have shape ({N},) to match {a}, got {tuple(b.shape)}")
+    if mean.shape != (D,): raise ValueError(f"mean must have shape ({D},) to match {a}, got {tuple(mean.shape)}")
     if factor.ndim not in (1, 2) or factor.shape[0] != D:
         raise ValueError(f"factor must have shape ({D}, R) (dense) or ({D},) (diagonal), got {tuple(factor.shape)}")
 

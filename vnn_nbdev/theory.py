@@ -14,17 +14,13 @@ import torch
 from torch import Tensor
 
 from ._utils import check_positive, check_positive_int
-from .sampling import expected_quadratic_loss
+from .loss_fns import dense_gaussian_kl
+from .sampling import _check_quadratic_problem, expected_quadratic_loss
 
 # %% ../nbs/theory/implicit_bias.ipynb #12ee7b75
 def _check_linear_problem(X: Tensor, y: Tensor, mean: Tensor, factor: Tensor) -> None:
-    "Raise a ValueError naming the argument if the shapes of a linear VI problem do not fit together."
-    if X.ndim != 2: raise ValueError(f"X must be a matrix (N, P), got shape {tuple(X.shape)}")
-    N, P = X.shape
-    if y.shape != (N,): raise ValueError(f"y must have shape ({N},) to match X, got {tuple(y.shape)}")
-    if mean.shape != (P,): raise ValueError(f"mean must have shape ({P},) to match X, got {tuple(mean.shape)}")
-    if factor.ndim not in (1, 2) or factor.shape[0] != P:
-        raise ValueError(f"factor must have shape ({P}, R) (dense) or ({P},) (diagonal), got {tuple(factor.shape)}")
+    "Raise a ValueError naming the argument if the shapes of a linear VI problem do not fit (chapter 02's check)."
+    _check_quadratic_problem(X, y, mean, factor, names=("X", "y"))
 
 # %% ../nbs/theory/implicit_bias.ipynb #36c006f2
 def sampled_squared_loss(X: Tensor,           # inputs (N, P)
@@ -169,9 +165,4 @@ def negative_elbo(X: Tensor,           # inputs (N, P)
     noise_var = check_positive(noise_var, "noise_var")
     expected_nll = (expected_quadratic_loss(X, y, mean, factor) / (2 * noise_var)
                     + X.shape[0] / 2 * math.log(2 * math.pi * noise_var))
-    prior_chol = torch.linalg.cholesky(prior_cov)
-    whitened_factor = torch.linalg.solve_triangular(prior_chol, factor, upper=False)
-    whitened_mean = torch.linalg.solve_triangular(prior_chol, (mean - prior_mean)[:, None], upper=False)
-    kl = 0.5 * (whitened_factor.square().sum() + whitened_mean.square().sum() - factor.shape[0]
-                + 2 * torch.log(torch.diagonal(prior_chol)).sum() - 2 * torch.linalg.slogdet(factor)[1])
-    return expected_nll + kl
+    return expected_nll + dense_gaussian_kl(mean, factor, prior_mean, prior_cov)   # chapter 07's KL
