@@ -18,7 +18,8 @@ from ._utils import check_choice, check_positive_int, device_and_dtype
 # %% auto #0
 __all__ = ['VariationalFreeEnergy', 'num_sample_dims', 'reduce_samples', 'MSELoss', 'L1Loss', 'BCEWithLogitsLoss',
            'CrossEntropyLoss', 'NLLLoss', 'dense_gaussian_kl', 'gaussian_kl', 'variational_layers', 'capture_prior',
-           'kl_divergence', 'NegativeELBO']
+           'kl_divergence', 'NegativeELBO', 'BCELoss', 'FocalLoss', 'output_moments', 'MSELossVR',
+           'BCEWithLogitsLossVR', 'CrossEntropyLossVR']
 
 # %% ../nbs/07_loss_fns.ipynb #404d33a0
 _REDUCTIONS = ("mean", "sum", "none")
@@ -443,3 +444,216 @@ def forward(self: NegativeELBO,  # noqa: F811
 
 # %% ../nbs/07_loss_fns.ipynb #0ec18bc4
 VariationalFreeEnergy = NegativeELBO
+
+# %% ../nbs/07_loss_fns.ipynb #af5a8459
+from ._utils import check_nonnegative
+
+# %% ../nbs/07_loss_fns.ipynb #daf5cef9
+class BCELoss(_PointwiseLoss):
+    "Binary cross-entropy on probabilities $p \\in [0, 1]$ (Bernoulli negative log-likelihood), optional `weight`."
+    def __init__(self,
+                 weight: Tensor | None = None,  # rescales each entry's loss (broadcast to the target)
+                 reduction: str = "mean",       # "mean", "sum" or "none"
+                ):
+        super().__init__(reduction)
+        self.register_buffer("weight", weight)
+
+@patch
+def elementwise(self: BCELoss,  # noqa: F811
+                prediction: Tensor,  # probabilities, (*sample_shape, *batch, ...)
+                target: Tensor,      # probabilities of the positive class, broadcast to `prediction`'s shape
+               ) -> Tensor:
+    "The binary cross-entropy of each entry's probability."
+    return F.binary_cross_entropy(prediction, target, weight=self.weight, reduction="none")
+
+# %% ../nbs/07_loss_fns.ipynb #85ec605c
+_FOCAL_TASKS = ("binary", "multiclass")
+
+class FocalLoss(_ClassLoss):
+    "Focal loss $-(1-p_t)^\\gamma \\log p_t$ of binary or multiclass logits (Lin et al. 2017), sample dims in front."
+    def __init__(self,
+                 task: str,                        # "binary" (one logit per entry) or "multiclass" (a class dimension)
+                 gamma: float = 2.0,               # focusing parameter; 0 gives the cross-entropy
+                 num_classes: int | None = None,   # multiclass: C, checked against the logits (None: not checked)
+                 weight: Tensor | None = None,     # a weight per class: (C,), or (2,) = (w_0, w_1) for binary
+                 reduction: str = "mean",          # "mean", "sum" or "none"
+                ):
+        super().__init__(weight=weight, reduction=reduction)
+        self.task, self.gamma = check_choice(task, "task", _FOCAL_TASKS), check_nonnegative(gamma, "gamma")
+        self.num_classes = check_positive_int(num_classes, "num_classes", allow_none=True)
+        if task == "binary" and self.num_classes not in (None, 2):
+            raise ValueError(f"num_classes must be None or 2 for task='binary', got {num_classes!r}")
+        expected = 2 if task == "binary" else self.num_classes
+        if weight is not None and expected is not None and weight.shape != (expected,):
+            raise ValueError(f"weight must have shape ({expected},) for task={task!r}, got {tuple(weight.shape)}")
+
+# %% ../nbs/07_loss_fns.ipynb #e3d45b7b
+@patch
+def extra_repr(self: FocalLoss,  # noqa: F811
+              ) -> str:
+    "The settings shown by `repr`."
+    extra = f", ignore_index={self.ignore_index}" if self.task == "multiclass" else ""
+    return f"task={self.task!r}, gamma={self.gamma}, reduction={self.reduction!r}{extra}"
+
+# %% ../nbs/07_loss_fns.ipynb #0bd21259
+@patch
+def flat_losses(self: FocalLoss,  # noqa: F811
+                prediction: Tensor,  # logits (M, C)
+                target: Tensor,      # class indices (M,) or probabilities (M, C)
+               ) -> Tensor:
+    "Unreduced focal losses of flat logits; an ignored target contributes 0."
+    if self.num_classes is not None and prediction.shape[-1] != self.num_classes:
+        raise ValueError(f"num_classes={self.num_classes}, but the logits have {prediction.shape[-1]} classes")
+    log_p = prediction.log_softmax(-1)
+    w = log_p.new_ones(log_p.shape[-1]) if self.weight is None else self.weight.to(log_p.dtype)
+    focal = -w * (1 - log_p.exp()).pow(self.gamma) * log_p                  # (M, C): every class's term
+    if target.is_floating_point(): return (target * focal).sum(-1)
+    keep = target != self.ignore_index
+    return focal.gather(-1, torch.where(keep, target, 0)[:, None])[:, 0] * keep
+
+# %% ../nbs/07_loss_fns.ipynb #ff394ec0
+@patch
+def _binary_losses(self: FocalLoss, prediction: Tensor, target: Tensor) -> Tensor:
+    "Per-entry binary focal losses of logits `prediction` against targets in [0, 1] of the same shape."
+    w0, w1 = (1.0, 1.0) if self.weight is None else self.weight.to(prediction.dtype)
+    log_p, log_q = F.logsigmoid(prediction), F.logsigmoid(-prediction)       # log p, log(1 - p)
+    positive = w1 * target * log_q.exp().pow(self.gamma) * log_p            # (1 - p)^γ log p
+    negative = w0 * (1 - target) * log_p.exp().pow(self.gamma) * log_q      # p^γ log(1 - p)
+    return -(positive + negative)
+
+# %% ../nbs/07_loss_fns.ipynb #575eb885
+@patch
+def forward(self: FocalLoss,  # noqa: F811
+            prediction: Tensor,  # logits: binary (*sample_shape, *batch); multiclass with a class dimension
+            target: Tensor,      # binary: targets in [0, 1], (*batch); multiclass: indices or probabilities
+           ) -> Tensor:
+    "The focal loss of every weight sample's prediction, reduced over samples and batch."
+    if self.task == "multiclass": return _ClassLoss.forward(self, prediction, target)
+    k = num_sample_dims(prediction, target.shape)
+    losses = self._binary_losses(prediction, target.to(prediction.dtype).expand_as(prediction))
+    return reduce_samples(losses, k, self.reduction)
+
+# %% ../nbs/07_loss_fns.ipynb #0ad011f2
+from .layers import Linear
+
+# %% ../nbs/07_loss_fns.ipynb #d4e365fe
+def _row_blocks(layer: Linear) -> Tensor:
+    "The covariance `(out, k, k)` of each output's row `[W_o, b_o]` of `layer` (k = in + 1 with a bias), from Σ."
+    out, inp, device = layer.out_features, layer.in_features, layer.weight.device
+    rows = torch.arange(out * inp, device=device).view(out, inp)                 # W[o, i] sits at o * in + i
+    if layer.bias is not None: rows = torch.cat([rows, out * inp + torch.arange(out, device=device)[:, None]], 1)
+    sigma = layer.cov.to_dense()
+    return sigma[rows[:, :, None], rows[:, None, :]]
+
+# %% ../nbs/07_loss_fns.ipynb #8afc0672
+def output_moments(output_layer: Linear,         # a `bnn.Linear`: its Gaussian weights are integrated out
+                   input_representation: Tensor, # (*sample_shape, *batch, in_features), the input of `output_layer`
+                  ) -> tuple[Tensor, Tensor]:
+    "Mean and marginal variances `(*sample_shape, *batch, out)` of `output_layer`'s output given its input."
+    if not isinstance(output_layer, Linear):
+        raise TypeError(f"output_layer must be a bnn.Linear (a Gaussian last layer), got {type(output_layer).__name__}")
+    mean = output_layer(input_representation, sample_shape=None)
+    if output_layer.cov is None: return mean, torch.zeros_like(mean)
+    h = input_representation
+    if output_layer.bias is not None: h = torch.cat([h, h.new_ones(*h.shape[:-1], 1)], -1)
+    return mean, torch.einsum("...k,okl,...l->...o", h, _row_blocks(output_layer), h)
+
+# %% ../nbs/07_loss_fns.ipynb #9b57ee47
+class _VRLoss(nn.Module):
+    "Base class: the expected loss of a Gaussian last layer, integrated out given its input representation."
+    def __init__(self,
+                 reduction: str = "mean",  # "mean", "sum" or "none"
+                ):
+        super().__init__()
+        self.reduction = check_choice(reduction, "reduction", _REDUCTIONS)
+
+@patch
+def conditional_losses(self: _VRLoss, mean: Tensor, variance: Tensor, target: Tensor) -> tuple[Tensor, int]:
+    "The expected loss of every entry given the output's moments, and the number of sample dimensions."
+    raise NotImplementedError
+
+@patch
+def extra_repr(self: _VRLoss) -> str:  # noqa: F811
+    "The settings shown by `repr`."
+    return f"reduction={self.reduction!r}"
+
+# %% ../nbs/07_loss_fns.ipynb #4c1dd473
+@patch
+def forward(self: _VRLoss,  # noqa: F811
+            input_representation: Tensor,  # (*sample_shape, *batch, in_features): the last layer's input
+            output_layer: Linear,          # the Gaussian last layer, integrated out analytically
+            target: Tensor,                # (*batch, ...): the same for every sample of the representation
+           ) -> Tensor:
+    "The expected loss with the last layer integrated out, reduced over the representation's samples and the batch."
+    mean, variance = output_moments(output_layer, input_representation)
+    losses, k = self.conditional_losses(mean, variance, target)
+    return reduce_samples(losses, k, self.reduction)
+
+# %% ../nbs/07_loss_fns.ipynb #b0a72184
+def _pointwise_moments(mean: Tensor, variance: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor, int]:
+    "Mean and variance matched to `target` (a single output may be dropped), the broadcast target, the sample dims."
+    if mean.shape[-1] == 1 and target.shape[-1:] != (1,): mean, variance = mean[..., 0], variance[..., 0]
+    k = num_sample_dims(mean, target.shape, name="the output layer's output")
+    return mean, variance, target.to(mean.dtype).expand_as(mean), k
+
+# %% ../nbs/07_loss_fns.ipynb #8945c0dd
+class MSELossVR(_VRLoss):
+    "Expected squared error with a Gaussian last layer integrated out exactly: $(m - y)^2 + v$ per entry."
+
+@patch
+def conditional_losses(self: MSELossVR,  # noqa: F811
+                       mean: Tensor,      # (*sample_shape, *batch, out): the mean layer's output
+                       variance: Tensor,  # (*sample_shape, *batch, out): its variance over the last layer
+                       target: Tensor,    # (*batch, out), or (*batch,) for a single output
+                      ) -> tuple[Tensor, int]:
+    "$\\mathbb E[(f - y)^2 \\mid h] = (m - y)^2 + v$ for every entry, and the number of sample dimensions."
+    mean, variance, target, k = _pointwise_moments(mean, variance, target)
+    return (mean - target).square() + variance, k
+
+# %% ../nbs/07_loss_fns.ipynb #c6c0eb27
+class BCEWithLogitsLossVR(_VRLoss):
+    "Binary cross-entropy with a Gaussian last layer integrated out: the Jensen upper bound via E[exp(f)]."
+
+@patch
+def conditional_losses(self: BCEWithLogitsLossVR,  # noqa: F811
+                       mean: Tensor,      # (*sample_shape, *batch, out): the mean layer's logits
+                       variance: Tensor,  # (*sample_shape, *batch, out): their variance over the last layer
+                       target: Tensor,    # probabilities of the positive class, (*batch, out) or (*batch,)
+                      ) -> tuple[Tensor, int]:
+    "$y\\,\\mathrm{softplus}(v/2 - m) + (1-y)\\,\\mathrm{softplus}(m + v/2) \\ge \\mathbb E[\\ell \\mid h]$ per entry."
+    mean, variance, target, k = _pointwise_moments(mean, variance, target)
+    return target * F.softplus(variance / 2 - mean) + (1 - target) * F.softplus(mean + variance / 2), k
+
+# %% ../nbs/07_loss_fns.ipynb #be844039
+class CrossEntropyLossVR(_VRLoss):
+    "Cross-entropy with a Gaussian last layer integrated out: $-m_y + \\log\\sum_c e^{m_c + v_c/2}$, an upper bound."
+
+@patch
+def conditional_losses(self: CrossEntropyLossVR,  # noqa: F811
+                       mean: Tensor,      # (*sample_shape, *batch, C): the mean layer's logits
+                       variance: Tensor,  # (*sample_shape, *batch, C): their variances over the last layer
+                       target: Tensor,    # class indices (*batch,) or class probabilities (*batch, C)
+                      ) -> tuple[Tensor, int]:
+    "The upper bound on $\\mathbb E[\\ell \\mid h]$ for every entry, and the number of sample dimensions."
+    if target.is_floating_point():
+        k = num_sample_dims(mean, target.shape, name="the output layer's logits")
+        fit = (target.to(mean.dtype) * mean).sum(-1)
+    else:
+        k = num_sample_dims(mean[..., 0], target.shape, name="the output layer's logits (without the class dimension)")
+        fit = mean.gather(-1, target.expand(mean.shape[:-1])[..., None])[..., 0]
+    return torch.logsumexp(mean + variance / 2, -1) - fit, k
+
+# %% ../nbs/07_loss_fns.ipynb #5a439aae
+_dense_row_blocks = _row_blocks
+
+def _row_blocks(layer: Linear) -> Tensor:  # noqa: F811
+    "The covariance `(out, k, k)` of each output's row `[W_o, b_o]`, from the family's factors (dense Σ otherwise)."
+    cov, out, bias = layer.cov, layer.out_features, layer.bias is not None
+    if isinstance(cov, DiagonalCovariance):
+        return torch.diag_embed(torch.cat([cov.weight_std] + ([cov.bias_std[:, None]] if bias else []), 1).square())
+    if isinstance(cov, FactorizedCovariance):                  # S: (R, out, k), the factor's columns of each row
+        S = torch.cat([cov.weight_factor.view(-1, out, layer.in_features)] + ([cov.bias_factor[:, :, None]] if bias else []), -1)
+        return torch.einsum("rok,rol->okl", S, S)
+    if isinstance(cov, KroneckerCovariance):
+        return cov.output_covariance().diagonal()[:, None, None] * cov.input_covariance()
+    return _dense_row_blocks(layer)
