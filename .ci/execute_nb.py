@@ -30,6 +30,8 @@ def _skip(cell):
 def execute(path):
     path = Path(path).resolve()
     nb = NBProcessor(path, procs=FrontmatterProc, process=True).nb   # parses the directives, as nbdev_test does
+    for cell in nb.cells:                    # a cell that prints nothing now must not keep what it printed before
+        if not _skip(cell): cell.outputs = []
     shell = CaptureShell(path)
     with working_directory(path.parent):
         shell.run_all(nb, exc_stop=True, preproc=_skip)
