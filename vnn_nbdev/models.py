@@ -18,7 +18,7 @@ from .layers import Linear, Sequential
 from .bnn.params import Parametrization, MaximalUpdate
 
 # %% auto #0
-__all__ = ['layer_plan', 'covariance_per_layer', 'MLP']
+__all__ = ['layer_plan', 'covariance_per_layer', 'MLP', 'LeNet5', 'BasicBlock', 'ResNet']
 
 # %% ../nbs/06_models.ipynb #d3a06f79
 def _num_outputs(out_size) -> int:
@@ -113,6 +113,119 @@ def forward(self: MLP,
                              input_contains_samples=input_contains_samples, parameter_samples=parameter_samples)
     if isinstance(self.out_size, numbers.Integral): return out
     return out.reshape(out.shape[:-1] + torch.Size(self.out_size))
+
+# %% ../nbs/06_models.ipynb #7ea29629
+from .layers import BNNMixin
+from .conv import Conv2d, FoldSamples
+
+# %% ../nbs/06_models.ipynb #08c5b746
+def _lenet_sizes(in_size: int) -> tuple[int, int]:
+    "(padding of the second convolution, side of the last pooled map) for square inputs of side `in_size`."
+    half = check_positive_int(in_size, "in_size") // 2
+    if half < 2: raise ValueError(f"in_size must be at least 4, got {in_size!r}")
+    padding = 0 if half >= 10 else 2                     # 28×28: the classic; small images: keep a 5×5 map
+    return padding, (half - 4 + 2 * padding) // 2
+
+# %% ../nbs/06_models.ipynb #28556dad
+def _first_and_last(cov: Covariance | Sequence[Covariance | None] | None,  # None, one spec, or one per layer
+                    num_layers: int,                                      # number of layers with weights
+                   ) -> list:
+    "One spec -> a copy for the first and the last layer (the others deterministic); a list -> one per layer; None -> none."
+    if isinstance(cov, (list, tuple)) and len(cov) != num_layers:
+        raise ValueError(f"cov must be one covariance spec or a list with one entry per layer ({num_layers}), got {len(cov)} entries")
+    if cov is None or isinstance(cov, (list, tuple)): return covariance_per_layer(cov, num_layers)
+    return covariance_per_layer([cov] + [None] * (num_layers - 2) + [cov], num_layers)
+
+# %% ../nbs/06_models.ipynb #2c3b3ff4
+class LeNet5(Sequential):
+    "LeNet-5 of variational layers for square grey images (28×28 by default): two convolutions, three affine layers."
+    def __init__(self,
+                 out_size: int = 10,                                   # number of classes
+                 parametrization: Parametrization | None = None,       # default: µP
+                 cov: Covariance | Sequence[Covariance | None] | None = None,  # one spec (first and last layer) or five
+                 activation_layer: Callable[[], nn.Module] = nn.ReLU,  # the nonlinearity after every hidden layer
+                 in_size: int = 28,                                    # side of the square input images
+                ):
+        parametrization = MaximalUpdate() if parametrization is None else parametrization
+        (c1, c2, f1, f2, f3), (padding, side) = _first_and_last(cov, 5), _lenet_sizes(in_size)
+        kw = {"parametrization": parametrization}
+        super().__init__(OrderedDict([
+            ("conv1", Conv2d(1, 6, 5, padding=2, layer_type="input", cov=c1, **kw)), ("act1", activation_layer()),
+            ("pool1", FoldSamples(nn.MaxPool2d(2))),
+            ("conv2", Conv2d(6, 16, 5, padding=padding, cov=c2, **kw)), ("act2", activation_layer()),
+            ("pool2", FoldSamples(nn.MaxPool2d(2))), ("flatten", nn.Flatten(-3)),
+            ("fc1", Linear(16 * side * side, 120, cov=f1, **kw)), ("act3", activation_layer()),
+            ("fc2", Linear(120, 84, cov=f2, **kw)), ("act4", activation_layer()),
+            ("fc3", Linear(84, check_positive_int(out_size, "out_size"), layer_type="output", cov=f3, **kw))]))
+        self.parametrization, self.out_size, self.in_size = parametrization, out_size, in_size
+
+# %% ../nbs/06_models.ipynb #1ae0a6f0
+class BasicBlock(BNNMixin, nn.Module):
+    "Residual basic block: two 3×3 convolutions with BatchNorm, plus the shortcut (identity or strided 1×1 conv)."
+    def __init__(self,
+                 in_channels: int,   # channels of the input
+                 out_channels: int,  # channels of the output
+                 stride: int = 1,    # stride of the first convolution and of the shortcut
+                 activation_layer: Callable[[], nn.Module] = nn.ReLU,  # the nonlinearity
+                 parametrization: Parametrization | None = None,       # default: µP
+                ):
+        nn.Module.__init__(self)
+        kw = {"bias": False, "parametrization": parametrization}
+        bn = lambda: FoldSamples(nn.BatchNorm2d(out_channels))
+        self.main = Sequential(Conv2d(in_channels, out_channels, 3, stride, padding=1, **kw), bn(), activation_layer(),
+                               Conv2d(out_channels, out_channels, 3, padding=1, **kw), bn())
+        changes = stride != 1 or in_channels != out_channels
+        self.shortcut = Sequential(Conv2d(in_channels, out_channels, 1, stride, **kw), bn()) if changes else Sequential()
+        self.act, self._parametrization = activation_layer(), None
+
+# %% ../nbs/06_models.ipynb #58175b6e
+def _prefixed(parameter_samples: dict | None, name: str) -> dict | None:
+    "The draws of child `name`, with its prefix removed (`None` if none were given)."
+    if parameter_samples is None: return None
+    return {k[len(name) + 1:]: v for k, v in parameter_samples.items() if k.startswith(name + ".")} or None
+
+# %% ../nbs/06_models.ipynb #3e1fcc9b
+@patch_to(BasicBlock)  # not @patch: with a positional-only `input`, Python 3.11 lists `self`'s annotation after the others
+def forward(self,  # noqa: F811
+            input: Tensor,                                          # (*batch, C, H, W), or (*sample_shape, *batch, C, H, W)
+            /,
+            sample_shape: torch.Size | Sequence[int] | None = torch.Size([]),  # None: mean weights; (): one draw; (S, ...): draws
+            generator: torch.Generator | None = None,               # source of the weight draws
+            input_contains_samples: bool = False,                   # whether `input` already carries the sample dims
+            parameter_samples: dict[str, Tensor] | None = None,     # weight draws to use (keys as in `sample_parameters`)
+           ) -> Tensor:
+    "φ(main(x) + shortcut(x)), both branches under the forward contract (both add the sample dims, or neither)."
+    kw = {"sample_shape": sample_shape, "generator": generator, "input_contains_samples": input_contains_samples}
+    main = self.main(input, **kw, parameter_samples=_prefixed(parameter_samples, "main"))
+    return self.act(main + self.shortcut(input, **kw, parameter_samples=_prefixed(parameter_samples, "shortcut")))
+
+# %% ../nbs/06_models.ipynb #6e59cc52
+class ResNet(Sequential):
+    "Small residual network of variational convolutions for C×H×W images: stem, three stages of basic blocks, pooling, affine output."
+    def __init__(self,
+                 out_size: int = 10,                                   # number of classes
+                 in_channels: int = 1,                                 # channels of the input images
+                 width: int = 1,                                       # width multiplier w: stages of 16w, 32w, 64w channels
+                 blocks: int = 1,                                      # basic blocks per stage (1: 8 convolutions in all)
+                 parametrization: Parametrization | None = None,       # default: µP
+                 cov: Covariance | Sequence[Covariance | None] | None = None,  # one spec or [stem, output]
+                 activation_layer: Callable[[], nn.Module] = nn.ReLU,  # the nonlinearity
+                ):
+        parametrization = MaximalUpdate() if parametrization is None else parametrization
+        (c_stem, c_out), kw = _first_and_last(cov, 2), {"activation_layer": activation_layer, "parametrization": parametrization}
+        widths = [16 * check_positive_int(width, "width") * 2 ** i for i in range(3)]
+        stages, c = [], widths[0]
+        for i, w in enumerate(widths):
+            for j in range(check_positive_int(blocks, "blocks")):
+                stages.append((f"block{i + 1}_{j + 1}", BasicBlock(c, w, 2 if i > 0 and j == 0 else 1, **kw))); c = w
+        super().__init__(OrderedDict([
+            ("stem", Conv2d(in_channels, widths[0], 3, padding=1, bias=False, layer_type="input", cov=c_stem,
+                            parametrization=parametrization)),
+            ("bn", FoldSamples(nn.BatchNorm2d(widths[0]))), ("act", activation_layer()), *stages,
+            ("pool", FoldSamples(nn.AdaptiveAvgPool2d(1))), ("flatten", nn.Flatten(-3)),
+            ("fc", Linear(widths[-1], check_positive_int(out_size, "out_size"), layer_type="output", cov=c_out,
+                          parametrization=parametrization))]))
+        self.parametrization, self.out_size = parametrization, out_size
 
 # %% ../nbs/06_models.ipynb #5810d243
 @patch
