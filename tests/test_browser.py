@@ -213,6 +213,11 @@ class ExplorerPage:
         imgs = self.d.find_elements(self.by.CSS_SELECTOR, ".jp-Notebook .widget-output img")
         return imgs[-1].get_attribute("src") if imgs else None
 
+    def figure_width(self) -> int | None:
+        "The decoded width of the figure's image: 0 if it is broken (e.g. PNG bytes not base64-encoded), None while loading."
+        img = self.d.find_elements(self.by.CSS_SELECTOR, ".jp-Notebook .widget-output img")[-1]
+        return self.d.execute_script("const i = arguments[0]; return i.complete ? i.naturalWidth : null;", img)
+
     def errors(self) -> list[str]:
         "Error text anywhere in the notebook's outputs (the widget's status and output included) and stderr outputs."
         texts = [e.text for e in self.d.find_elements(self.by.CSS_SELECTOR, ".jp-Notebook .jp-OutputArea")]
@@ -234,6 +239,9 @@ class ExplorerPage:
                            CLICK_TIMEOUT_S, f"a new figure after {what}")
         errors = self.errors()
         assert not errors, f"error output after {what}: {errors}"
+        width = self.deadline.wait(lambda: [self.figure_width()] if self.figure_width() is not None else None, 10,
+                                   f"the figure after {what} to load")[0]
+        assert width > 0, f"the figure after {what} does not render: broken image, src {self.figure()[:60]!r}..."
         assert self.figure() != before, f"the figure did not change after {what}"
 
 
