@@ -6,30 +6,64 @@
 __all__ = ['expected_quadratic_loss', 'pathwise_gradient_samples', 'score_function_gradient_samples', 'as_sample_shape',
            'sample_parameters']
 
-# %% ../nbs/02_sampling.ipynb #c0005
+# %% ../nbs/02_sampling.ipynb #782480de
+from typing import Callable
+
 import torch
 
-# %% ../nbs/02_sampling.ipynb #c0007
-def expected_quadratic_loss(A: torch.Tensor, b: torch.Tensor, mean: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    "Closed form of $\\mathbb E\\lVert Aw-b\\rVert^2$ for $w\\sim\\mathcal N(\\mu, SS^\\top)$: $\\lVert A\\mu-b\\rVert^2 + \\lVert AS\\rVert_F^2$."
-    return (A @ mean - b).pow(2).sum() + (A @ factor).pow(2).sum()
+from ._utils import check_positive_int
 
-# %% ../nbs/02_sampling.ipynb #c0008
-def pathwise_gradient_samples(f, mean: torch.Tensor, factor: torch.Tensor, num_samples: int, generator=None) -> dict:
+# %% ../nbs/02_sampling.ipynb #3a8bab7c
+def _check_quadratic_problem(A: torch.Tensor, b: torch.Tensor, mean: torch.Tensor, factor: torch.Tensor,
+                             names: tuple[str, str] = ("A", "b")) -> None:
+    "Raise a `ValueError` naming the argument if the shapes of `A` (N, D), `b`, `mean` and `factor` do not fit."
+    a, bn = names
+    if A.ndim != 2: raise ValueError(f"{a} must be a matrix (N, D), got shape {tuple(A.shape)}")
+    N, D = A.shape
+    if b.shape != (N,): raise ValueError(f"{bn} must have shape ({N},) to match {a}, got {tuple(b.shape)}")
+    if mean.shape != (D,): raise ValueError(f"mean must have shape ({D},) to match {a}, got {tuple(mean.shape)}")
+    if factor.ndim not in (1, 2) or factor.shape[0] != D:
+        raise ValueError(f"factor must have shape ({D}, R) (dense) or ({D},) (diagonal), got {tuple(factor.shape)}")
+
+# %% ../nbs/02_sampling.ipynb #e095b2c7
+def expected_quadratic_loss(A: torch.Tensor,       # matrix (N, D)
+                            b: torch.Tensor,       # targets (N,)
+                            mean: torch.Tensor,    # mean $\mu$ of $q$ (D,)
+                            factor: torch.Tensor,  # factor $S$: dense (D, R), or diagonal (D,) for $S = \operatorname{diag}(s)$
+                           ) -> torch.Tensor:
+    "Closed form of $\\mathbb E\\lVert Aw-b\\rVert^2$ for $w\\sim\\mathcal N(\\mu, SS^\\top)$: $\\lVert A\\mu-b\\rVert^2 + \\lVert AS\\rVert_F^2$."
+    _check_quadratic_problem(A, b, mean, factor)
+    AS = A @ factor if factor.ndim == 2 else A * factor   # A diag(s) scales the columns of A
+    return (A @ mean - b).pow(2).sum() + AS.pow(2).sum()
+
+# %% ../nbs/02_sampling.ipynb #8fb2e5d2
+def pathwise_gradient_samples(f: Callable[[torch.Tensor], torch.Tensor],  # loss of each row of a batch (N, D) -> (N,)
+                              mean: torch.Tensor,       # mean $\mu$ (D,)
+                              factor: torch.Tensor,     # dense factor $S$ (D, R)
+                              num_samples: int,         # number of draws N
+                              generator: torch.Generator | None = None,  # source of the draws $z_n$
+                             ) -> dict:
     """One pathwise gradient per draw $w_n=\\mu+Sz_n$: `{"mean": (N, D), "factor": (N, D, R)}`.
     `f` maps a batch of weight vectors `(N, D)` to `(N,)` losses, row by row."""
+    num_samples = check_positive_int(num_samples, "num_samples")
     z = torch.randn(num_samples, factor.shape[1], generator=generator, dtype=factor.dtype, device=factor.device)
     w = (mean.detach() + z @ factor.detach().T).requires_grad_()
     (grad_w,) = torch.autograd.grad(f(w).sum(), w)        # row n is grad f(w_n): f acts row by row
     return {"mean": grad_w, "factor": grad_w[:, :, None] * z[:, None, :]}
 
-# %% ../nbs/02_sampling.ipynb #c0009
-def score_function_gradient_samples(f, mean: torch.Tensor, factor: torch.Tensor, num_samples: int,
-                                    generator=None, baseline: float = 0.0) -> dict:
+# %% ../nbs/02_sampling.ipynb #92db9415
+def score_function_gradient_samples(f: Callable[[torch.Tensor], torch.Tensor],  # loss of each row of a batch (N, D) -> (N,)
+                                    mean: torch.Tensor,       # mean $\mu$ (D,)
+                                    factor: torch.Tensor,     # square invertible factor $S$ (D, D)
+                                    num_samples: int,         # number of draws N
+                                    generator: torch.Generator | None = None,  # source of the draws $z_n$
+                                    baseline: float = 0.0,    # constant $c$ subtracted from every $f(w_n)$
+                                   ) -> dict:
     """One score-function (REINFORCE) gradient per draw, $(f(w_n)-c)\\,\\nabla\\log q(w_n)$, for a square invertible
     factor: `{"mean": (N, D), "factor": (N, D, D)}`."""
     if factor.dim() != 2 or factor.shape[0] != factor.shape[1]:
         raise ValueError(f"factor must be a square (D, D) matrix for the score function, got shape {tuple(factor.shape)}.")
+    num_samples = check_positive_int(num_samples, "num_samples")
     factor, mean = factor.detach(), mean.detach()
     z = torch.randn(num_samples, factor.shape[1], generator=generator, dtype=factor.dtype, device=factor.device)
     with torch.no_grad():
@@ -39,8 +73,9 @@ def score_function_gradient_samples(f, mean: torch.Tensor, factor: torch.Tensor,
         score_factor = score_mean[:, :, None] * z[:, None, :] - inv_t
     return {"mean": weights[:, None] * score_mean, "factor": weights[:, None, None] * score_factor}
 
-# %% ../nbs/02_sampling.ipynb #c0019
-def as_sample_shape(sample_shape) -> torch.Size:
+# %% ../nbs/02_sampling.ipynb #4885d194
+def as_sample_shape(sample_shape: int | tuple | torch.Size,  # number of draws, or the shape of the sample dimensions
+                   ) -> torch.Size:
     "Normalise `sample_shape` (an int, a tuple of ints or a `torch.Size`) to a `torch.Size`."
     if isinstance(sample_shape, torch.Size): return sample_shape
     if isinstance(sample_shape, int) and not isinstance(sample_shape, bool): sample_shape = (sample_shape,)
@@ -50,8 +85,12 @@ def as_sample_shape(sample_shape) -> torch.Size:
         raise ValueError(f"sample_shape must be a torch.Size, a tuple of non-negative ints or an int, got {sample_shape!r}.")
     return shape
 
-# %% ../nbs/02_sampling.ipynb #c0020
-def sample_parameters(mean_parameters: dict, covariance, sample_shape=torch.Size([]), generator=None) -> dict:
+# %% ../nbs/02_sampling.ipynb #3073314d
+def sample_parameters(mean_parameters: dict[str, torch.Tensor],  # the means $\mu$, by parameter name
+                      covariance,                                # any object with the `sample` method above
+                      sample_shape: int | tuple | torch.Size = torch.Size([]),  # shape of the sample dimensions
+                      generator: torch.Generator | None = None,  # source of the draws $z$
+                     ) -> dict:
     "Reparameterized draw $w=\\mu+Sz$ for every named mean parameter, sample dimensions in front."
     perturbations = covariance.sample(sample_shape, generator=generator)
     return {name: mean + perturbations[name] for name, mean in mean_parameters.items()}
