@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from . import bnn, models, loss_fns
 from ._utils import check_choice, check_nonnegative, check_positive, check_positive_int, device_and_dtype
 from .data import two_moons as two_moons_data, dataloaders, TwoMoons
 from .metrics import evaluate
-from .training import fit, History
+from .training import fit, History, rank_and_world_size
 from .viz import UNCERTAINTIES, plot_decision_boundary, plot_learning_curves
 
 # %% auto #0
@@ -66,6 +67,12 @@ def _check_options(num_train_data, num_test_data, noise, batch_size, num_hidden_
     check_nonnegative(noise, "noise")
     return _check_device(device)
 
+# %% ../nbs/appendix/cli.ipynb #90cfa2b6
+def _rank_device(device: torch.device) -> torch.device:
+    "`device`, or on several processes and CUDA without an index, this rank's GPU (`LOCAL_RANK`)."
+    if device.type != "cuda" or device.index is not None or rank_and_world_size()[1] == 1: return device
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+
 # %% ../nbs/appendix/cli.ipynb #f9258852
 def _accuracy_and_nll(num_samples: int, generator: torch.Generator):
     def metrics(model: nn.Module, data) -> dict[str, float]:
@@ -90,8 +97,8 @@ def train_two_moons(num_train_data: int = 200,   # number of training points
                     progress: bool = True,       # show a progress bar
                    ) -> tuple[nn.Module, History, dict, TwoMoons]:
     "Train the seed's model on two moons; returns `(model, history, test metrics, data)`."
-    device = _check_options(num_train_data, num_test_data, noise, batch_size, num_hidden_layers, hidden_width,
-                            num_epochs, lr, momentum, num_samples, device)
+    device = _rank_device(_check_options(num_train_data, num_test_data, noise, batch_size, num_hidden_layers,
+                                         hidden_width, num_epochs, lr, momentum, num_samples, device))
     torch.manual_seed(seed)
     data = two_moons_data(num_train_data, num_test_data, noise=noise, seed=seed)
     train_dl, _ = dataloaders(data, batch_size=batch_size, seed=seed)
@@ -150,7 +157,8 @@ def write_two_moons_report(outdir: str | Path,        # folder to write to (crea
     paths = {name: outdir / name for name in _REPORT_FILES}
     _save_figures(paths, model, history, data, grid_size, num_samples, uncertainty)
     report = {"options": options, "test": {k: float(v) for k, v in metrics.items() if k != "train_seconds"},
-              "train_seconds": metrics.get("train_seconds"), "final_train_loss": history["train_loss"][-1]}
+              "train_seconds": metrics.get("train_seconds"), "final_train_loss": history["train_loss"][-1],
+              "world_size": rank_and_world_size()[1]}
     paths["metrics.json"].write_text(json.dumps(report, indent=2))
     history.save(paths["history.json"])
     return paths
@@ -197,6 +205,7 @@ def two_moons(
             momentum, num_samples, seed, device, progress=progress)
     except ValueError as e:
         raise SystemExit(f"vnn_two_moons: error: {e}")
+    if rank_and_world_size()[0] > 0: return             # on several processes, rank 0 alone writes the outputs
     paths = write_two_moons_report(outpath, model, history, metrics, data, options, grid_size=grid_size,
                                    uncertainty=uncertainty)
     print(f"test accuracy {metrics['accuracy']:.4f}, test NLL {metrics['nll']:.4f} ({num_samples} samples); "
