@@ -311,7 +311,6 @@ class KroneckerCovariance(Covariance):
         self.requested_input_rank = check_positive_int(input_rank, "input_rank", allow_none=True)
         self.requested_output_rank = check_positive_int(output_rank, "output_rank", allow_none=True)
         self.input_rank = self.output_rank = None
-        self._weight_std = 1.0
 
 # %% ../nbs/03_covariances.ipynb #a1000056
 def _kronecker_sizes(mean_parameters: dict) -> tuple:
@@ -357,7 +356,6 @@ def reset_parameters(self: KroneckerCovariance,
     weight_std = mean_std["weight"]
     if weight_std <= 0:
         raise ValueError(f"mean_std['weight'] must be > 0 for KroneckerCovariance (zero factors never learn), got {weight_std!r}.")
-    self._weight_std = weight_std
     sqrt_rank = math.sqrt(self.input_rank * self.output_rank)
     factor_std = math.sqrt(weight_std / sqrt_rank)
     with torch.no_grad():
@@ -417,11 +415,6 @@ def rank(self: KroneckerCovariance) -> int:
     "$r_\\text{in} r_\\text{out}$, the rank of $C_\\text{out}\\otimes C_\\text{in}$."
     self._check_bound(); return self.input_rank * self.output_rank
 
-@patch(as_prop=True)
-def lr_scale(self: KroneckerCovariance) -> float:
-    "$1/(2\\sigma_W\\sqrt{r_\\text{in} r_\\text{out}})$, the inverse gain at the prior set by `reset_parameters`."
-    self._check_bound(); return 1.0 / (2.0 * self._weight_std * math.sqrt(self.input_rank * self.output_rank))
-
 @patch
 def factor_parameters_by_name(self: KroneckerCovariance) -> dict:
     "`weight` -> $S_\\text{out}$ and the weight part of $S_\\text{in}$; `bias` -> the bias row $s_b$."
@@ -429,6 +422,59 @@ def factor_parameters_by_name(self: KroneckerCovariance) -> dict:
     groups = {"weight": [self.output_factor, self.input_factor]}
     if self.has_bias: groups["bias"] = [self.bias_input_factor]
     return groups
+
+# %% ../nbs/03_covariances.ipynb #7a6795e5
+class _ScaleGradient(torch.autograd.Function):
+    "Identity in the forward pass; the backward pass multiplies the gradient by `scale` (a preconditioner)."
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.save_for_backward(scale)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (scale,) = ctx.saved_tensors
+        return grad * scale, None
+
+# %% ../nbs/03_covariances.ipynb #c3c86e76
+@patch
+def factor_step_scales(self: KroneckerCovariance) -> tuple:
+    "$(s_\\text{out}, s_\\text{in})$: the inverse of the largest gain each factor contributes, from the current factors."
+    self._check_bound()
+    with torch.no_grad():
+        tiny = torch.finfo(self.output_factor.dtype).tiny
+        input_diagonal = self.input_factor.pow(2).sum(0).max()                  # max_j C_in[j, j] over the weight columns ...
+        if self.has_bias: input_diagonal = torch.maximum(input_diagonal, self.bias_input_factor.pow(2).sum())   # ... and the bias
+        output_diagonal = self.output_factor.pow(2).sum(1).max()                # max_i C_out[i, i]
+        return (1 / (2 * self.output_rank * input_diagonal.clamp_min(tiny)),
+                1 / (2 * self.input_rank * output_diagonal.clamp_min(tiny)))
+
+# %% ../nbs/03_covariances.ipynb #f830de29
+@patch
+def sample(self: KroneckerCovariance,
+           sample_shape: torch.Size | tuple | int = torch.Size([]),  # sample dimensions put in front
+           generator: torch.Generator | None = None,  # random source of the standard normal Z
+          ) -> dict:
+    "Perturbations $S_\\text{out} Z S_\\text{in}^\\top$ of `[W, b]`; the factors' gradients are scaled by `factor_step_scales`."
+    self._check_bound()
+    sample_shape = as_sample_shape(sample_shape)
+    S_out, S_in, s_b = self.output_factor, self.input_factor, getattr(self, "bias_input_factor", None)
+    if torch.is_grad_enabled() and S_out.requires_grad:
+        s_out, s_in = self.factor_step_scales()
+        S_out, S_in = _ScaleGradient.apply(S_out, s_out), _ScaleGradient.apply(S_in, s_in)
+        if self.has_bias: s_b = _ScaleGradient.apply(s_b, s_in)
+    Z = torch.randn(*sample_shape, self.output_rank, self.input_rank, generator=generator, dtype=S_out.dtype, device=S_out.device)
+    Y = S_out @ Z                                         # (*S, out, r_in)
+    weight, weight_shape = Y @ S_in, self.parameter_shapes["weight"]
+    out = {"weight": weight if len(weight_shape) == 2 else weight.view(*sample_shape, *weight_shape)}
+    if self.has_bias: out["bias"] = Y @ s_b               # (*S, out)
+    return out
+
+# %% ../nbs/03_covariances.ipynb #fd8207e2
+@patch(as_prop=True)
+def lr_scale(self: KroneckerCovariance) -> float:
+    "1: the family scales its factors' gradients itself, by the current gains (`factor_step_scales`)."
+    self._check_bound(); return 1.0
 
 # %% ../nbs/03_covariances.ipynb #a1000075
 @patch
