@@ -11,10 +11,10 @@ import torch
 from sklearn.datasets import make_moons
 from torch.utils.data import DataLoader, TensorDataset
 
-from ._utils import check_nonnegative, check_positive_int
+from ._utils import check_nonnegative, check_positive_int, check_probability
 
 # %% auto #0
-__all__ = ['TwoMoons', 'two_moons', 'dataloaders']
+__all__ = ['TwoMoons', 'two_moons', 'dataloaders', 'sigmoid_function', 'sigmoid_toy', 'RegressionSplit', 'load_diabetes']
 
 # %% ../nbs/01_data.ipynb #0af1b576
 class TwoMoons(NamedTuple):
@@ -50,3 +50,55 @@ def dataloaders(data: TwoMoons,         # the data, as returned by `two_moons`
                        generator=torch.Generator().manual_seed(seed))
     test = DataLoader(TensorDataset(data.X_test, data.y_test), batch_size=batch_size, shuffle=False)
     return train, test
+
+# %% ../nbs/01_data.ipynb #b80917cb
+def sigmoid_function(x: torch.Tensor) -> torch.Tensor:
+    "The noiseless function of the paper's 1-D example, $\\operatorname{sigmoid}(10x) - \\frac12$."
+    return torch.sigmoid(10 * x) - 0.5
+
+# %% ../nbs/01_data.ipynb #de77d35a
+def sigmoid_toy(num_data: int = 100,              # number of points
+                noise: float = 0.02,              # standard deviation of the Gaussian observation noise
+                centres: tuple = (-0.8, 0.0, 0.8),  # centres of the clusters of inputs
+                cluster_width: float = 0.2,       # half-width of each cluster
+                seed: int = 0,                    # random seed of the data
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    "Inputs `(n, 1)` in clusters and noisy targets `(n,)` of the paper's 1-D regression example."
+    n = check_positive_int(num_data, "num_data")
+    noise, width = check_nonnegative(noise, "noise"), check_nonnegative(cluster_width, "cluster_width")
+    g = torch.Generator().manual_seed(seed)
+    x = torch.tensor(centres)[torch.arange(n) % len(centres)] + width * (2 * torch.rand(n, generator=g) - 1)
+    return x[:, None], sigmoid_function(x) + noise * torch.randn(n, generator=g)
+
+# %% ../nbs/01_data.ipynb #898dd23c
+from sklearn import datasets as sk_datasets
+
+# %% ../nbs/01_data.ipynb #ce244217
+class RegressionSplit(NamedTuple):
+    "Inputs `(n, d)` and targets `(n,)` of a train/validation/test split, standardised with the training statistics."
+    X_train: torch.Tensor  # training inputs
+    y_train: torch.Tensor  # training targets
+    X_valid: torch.Tensor  # validation inputs (for tuning)
+    y_valid: torch.Tensor  # validation targets
+    X_test: torch.Tensor   # test inputs (touched once)
+    y_test: torch.Tensor   # test targets
+    y_mean: float          # training mean of the raw targets
+    y_std: float           # training standard deviation of the raw targets
+
+# %% ../nbs/01_data.ipynb #de529557
+def load_diabetes(valid_fraction: float = 0.2,   # share of the points for validation
+                  test_fraction: float = 0.2,    # share of the points for testing
+                  seed: int = 0,                 # seed of the random split
+                  dtype: torch.dtype = torch.float32,  # dtype of the returned tensors
+                 ) -> RegressionSplit:
+    "scikit-learn's diabetes regression data (442 × 10), split at random and standardised with training statistics."
+    valid_fraction, test_fraction = check_probability(valid_fraction, "valid_fraction"), check_probability(test_fraction, "test_fraction")
+    if valid_fraction + test_fraction >= 1: raise ValueError("valid_fraction + test_fraction must be below 1")
+    X, y = (torch.as_tensor(a, dtype=torch.float64) for a in sk_datasets.load_diabetes(return_X_y=True))
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    n_valid, n_test = round(valid_fraction * len(y)), round(test_fraction * len(y))
+    parts = order[n_valid + n_test:], order[:n_valid], order[n_valid:n_valid + n_test]
+    x_mean, x_std = X[parts[0]].mean(0), X[parts[0]].std(0)
+    y_mean, y_std = y[parts[0]].mean(), y[parts[0]].std()
+    tensors = [t for p in parts for t in ((X[p] - x_mean) / x_std, (y[p] - y_mean) / y_std)]
+    return RegressionSplit(*(t.to(dtype) for t in tensors), y_mean.item(), y_std.item())

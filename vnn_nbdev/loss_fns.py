@@ -13,13 +13,13 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from torch import Tensor, nn
 
-from ._utils import check_choice, check_positive_int, device_and_dtype
+from ._utils import check_choice, check_positive, check_positive_int, device_and_dtype
 
 # %% auto #0
 __all__ = ['VariationalFreeEnergy', 'num_sample_dims', 'reduce_samples', 'MSELoss', 'L1Loss', 'BCEWithLogitsLoss',
            'CrossEntropyLoss', 'NLLLoss', 'dense_gaussian_kl', 'gaussian_kl', 'variational_layers', 'capture_prior',
            'kl_divergence', 'NegativeELBO', 'BCELoss', 'FocalLoss', 'output_moments', 'MSELossVR',
-           'BCEWithLogitsLossVR', 'CrossEntropyLossVR']
+           'BCEWithLogitsLossVR', 'CrossEntropyLossVR', 'GaussianNLLLoss']
 
 # %% ../nbs/07_loss_fns.ipynb #404d33a0
 _REDUCTIONS = ("mean", "sum", "none")
@@ -642,6 +642,40 @@ def conditional_losses(self: CrossEntropyLossVR,  # noqa: F811
         k = num_sample_dims(mean[..., 0], target.shape, name="the output layer's logits (without the class dimension)")
         fit = mean.gather(-1, target.expand(mean.shape[:-1])[..., None])[..., 0]
     return torch.logsumexp(mean + variance / 2, -1) - fit, k
+
+# %% ../nbs/07_loss_fns.ipynb #2e7b7702
+class GaussianNLLLoss(_PointwiseLoss):
+    "Gaussian negative log-likelihood $\\frac12\\log(2\\pi\\sigma^2) + (f - y)^2 / (2\\sigma^2)$, σ fixed or learned."
+    def __init__(self,
+                 noise_std: float = 1.0,      # the observation noise σ (its initial value if learned)
+                 learn_noise: bool = False,   # learn log σ as a parameter of this module
+                 reduction: str = "mean",     # "mean", "sum" or "none"
+                ):
+        _PointwiseLoss.__init__(self, reduction)
+        log_std = torch.tensor(math.log(check_positive(noise_std, "noise_std")))
+        if learn_noise: self.log_noise_std = nn.Parameter(log_std)
+        else: self.register_buffer("log_noise_std", log_std)
+
+# %% ../nbs/07_loss_fns.ipynb #0555c1d6
+@patch(as_prop=True)
+def noise_std(self: GaussianNLLLoss) -> Tensor:
+    "The observation noise standard deviation σ."
+    return self.log_noise_std.exp()
+
+@patch
+def elementwise(self: GaussianNLLLoss,  # noqa: F811
+                prediction: Tensor,  # (*sample_shape, *batch, ...)
+                target: Tensor,      # already broadcast to `prediction`'s shape
+               ) -> Tensor:
+    "The Gaussian negative log-likelihood of each entry."
+    log_std = self.log_noise_std.to(prediction.dtype)
+    return 0.5 * math.log(2 * math.pi) + log_std + (prediction - target).square() / (2 * log_std.exp().square())
+
+@patch
+def extra_repr(self: GaussianNLLLoss) -> str:  # noqa: F811
+    "The settings shown by `repr`."
+    learned = isinstance(self.log_noise_std, nn.Parameter)
+    return f"noise_std={self.noise_std.item():.4g}, learn_noise={learned}, reduction={self.reduction!r}"
 
 # %% ../nbs/07_loss_fns.ipynb #a7987d54
 _dense_row_blocks = _row_blocks

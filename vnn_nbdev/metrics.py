@@ -14,12 +14,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from sklearn.metrics import roc_auc_score
 
-from ._utils import check_choice, check_positive_int, device_and_dtype, eval_mode
+from ._utils import check_choice, check_positive_int, check_probability, device_and_dtype, eval_mode
 
 # %% auto #0
 __all__ = ['TASKS', 'class_log_probs', 'predictive_log_probs', 'predictive_probs', 'predictive_entropy', 'expected_entropy',
            'mutual_information', 'predictive_std', 'accuracy', 'nll', 'brier', 'calibration_bins',
-           'expected_calibration_error', 'top_label', 'ece', 'ood_auroc', 'predict_batch', 'evaluate']
+           'expected_calibration_error', 'top_label', 'ece', 'ood_auroc', 'predict_batch', 'evaluate', 'gaussian_nll',
+           'predictive_cdf', 'interval_coverage']
 
 # %% ../nbs/09_metrics.ipynb #5f117ab4
 TASKS = ("binary", "multiclass")
@@ -357,3 +358,48 @@ def evaluate(model: nn.Module,                      # called as `model(x, sample
             ood_log_probs, ood_exp_entropy, _ = _predict_all(model, ood_data, *args, with_targets=False)
             results.update(_ood_scores(log_probs, exp_entropy, ood_log_probs, ood_exp_entropy))
     return results
+
+# %% ../nbs/09_metrics.ipynb #433b0aba
+def _check_regression(outputs: Tensor, targets: Tensor, num_sample_dims: int) -> Tensor:
+    "`outputs` `(*sample_shape, *batch)` with `(*batch) = targets.shape`; the targets in the outputs' dtype."
+    _check_num_sample_dims(outputs, num_sample_dims)
+    if tuple(outputs.shape[num_sample_dims:]) != tuple(targets.shape):
+        raise ValueError(f"targets must have the batch shape {tuple(outputs.shape[num_sample_dims:])} of the outputs, "
+                         f"got {tuple(targets.shape)}")
+    return targets.to(outputs.dtype)
+
+# %% ../nbs/09_metrics.ipynb #1f6d8078
+def gaussian_nll(outputs: Tensor,            # sample outputs `(*sample_shape, *batch)`
+                 targets: Tensor,            # regression targets `(*batch)`
+                 noise_std: float | Tensor,  # observation noise σ > 0 (a scalar, or broadcastable to the batch)
+                 num_sample_dims: int = 1,   # leading sample dimensions (0: one deterministic prediction)
+                ) -> float:
+    "Mean negative log-likelihood of the targets under the mixture of Gaussians $\\mathcal N(f_{w_s}(x), \\sigma^2)$."
+    targets = _check_regression(outputs, targets, num_sample_dims)
+    if not torch.all(torch.as_tensor(noise_std) > 0): raise ValueError("noise_std must be positive")
+    log_probs = torch.distributions.Normal(outputs, torch.as_tensor(noise_std, dtype=outputs.dtype)).log_prob(targets)
+    return -_average_over_samples(log_probs, num_sample_dims).mean().item()
+
+# %% ../nbs/09_metrics.ipynb #29dc3cc2
+def predictive_cdf(outputs: Tensor,            # sample outputs `(*sample_shape, *batch)`
+                   targets: Tensor,            # regression targets `(*batch)`
+                   noise_std: float | Tensor,  # observation noise σ > 0
+                   num_sample_dims: int = 1,   # leading sample dimensions (0: one deterministic prediction)
+                  ) -> Tensor:
+    "The predictive mixture's CDF at each target `(*batch)`: the probability integral transform."
+    targets = _check_regression(outputs, targets, num_sample_dims)
+    if not torch.all(torch.as_tensor(noise_std) > 0): raise ValueError("noise_std must be positive")
+    cdf = torch.special.ndtr((targets - outputs) / torch.as_tensor(noise_std, dtype=outputs.dtype))
+    return cdf.mean(dim=tuple(range(num_sample_dims))) if num_sample_dims else cdf
+
+# %% ../nbs/09_metrics.ipynb #24225f7f
+def interval_coverage(outputs: Tensor,            # sample outputs `(*sample_shape, *batch)`
+                      targets: Tensor,            # regression targets `(*batch)`
+                      noise_std: float | Tensor,  # observation noise σ > 0
+                      levels: tuple = (0.5, 0.9, 0.95),  # levels p of the central predictive intervals
+                      num_sample_dims: int = 1,   # leading sample dimensions (0: one deterministic prediction)
+                     ) -> dict[float, float]:
+    "Share of targets inside the central predictive interval of each level: {p: coverage}."
+    pit = predictive_cdf(outputs, targets, noise_std, num_sample_dims)
+    return {p: ((pit >= (1 - p) / 2) & (pit <= (1 + p) / 2)).double().mean().item()
+            for p in (check_probability(p, "levels") for p in levels)}

@@ -10,6 +10,7 @@ import io
 import numpy as np
 import torch
 from matplotlib.colors import LinearSegmentedColormap
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
@@ -19,7 +20,8 @@ from .metrics import (TASKS, _class_targets, _entropy, calibration_bins, expecte
 
 # %% auto #0
 __all__ = ['UNCERTAINTIES', 'plot_learning_curves', 'predict_grid', 'draw_decision_boundary', 'plot_decision_boundary',
-           'draw_reliability_diagram', 'plot_reliability_diagram', 'draw_regression_band', 'plot_regression_band']
+           'draw_reliability_diagram', 'plot_reliability_diagram', 'draw_regression_band', 'plot_regression_band',
+           'plot_interval_coverage']
 
 # %% ../nbs/10_viz.ipynb #6c001aa6
 class NotebookFigure(Figure):
@@ -312,6 +314,7 @@ def draw_regression_band(x,                            # inputs `(G,)` or `(G, 1
                          noise_std: float | None = None,  # observation noise (None: no observation band)
                          num_paths: int = 5,           # sample paths to draw
                          title: str | None = None,     # title (default: the number of samples)
+                         ax: Axes | None = None,       # draw into these axes (None: a new figure)
                         ) -> Figure:
     "Mean, ±`num_std` predictive std band and sample paths of function samples `(S, G)` / `(S, G, 1)` at inputs `x`."
     x = _check_1d(x, "x")
@@ -319,8 +322,7 @@ def draw_regression_band(x,                            # inputs `(G,)` or `(G, 1
     order = np.argsort(x)
     x, samples = x[order], samples[:, order]
     mean, std = samples.mean(0).numpy(), predictive_std(samples, "regression").numpy()
-    fig = NotebookFigure(figsize=(6.5, 3.8), layout="constrained")
-    ax = fig.subplots()
+    if ax is None: ax = NotebookFigure(figsize=(6.5, 3.8), layout="constrained").subplots()
     _draw_bands(ax, x, mean, std, num_std, noise_std)
     for path in samples[:num_paths].numpy():
         ax.plot(x, path, color="tab:blue", lw=0.6, alpha=0.6)
@@ -329,7 +331,7 @@ def draw_regression_band(x,                            # inputs `(G,)` or `(G, 1
         ax.scatter(_check_1d(X_train, "X_train"), _check_1d(y_train, "y_train"), s=10, c="k", zorder=3, label="data")
     ax.set(xlabel="$x$", ylabel="$y$", title=title or f"predictive band ({len(samples)} weight samples)")
     ax.legend(frameon=False, fontsize="small")
-    return fig
+    return ax.figure
 
 # %% ../nbs/10_viz.ipynb #efa55283
 def plot_regression_band(model: nn.Module,               # a regression network of 1-D inputs
@@ -354,3 +356,26 @@ def plot_regression_band(model: nn.Module,               # a regression network 
     with eval_mode(model), torch.no_grad():
         samples = model(inputs, sample_shape=(num_samples,), **kwargs)
     return draw_regression_band(grid, samples, X_train, y_train, num_std, noise_std, num_paths, title)
+
+# %% ../nbs/10_viz.ipynb #74f9daa3
+def _coverage_stats(coverage: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "Levels, mean and standard deviation (0 for one value) of `{level: coverage or [coverage per seed]}`."
+    levels = np.array(sorted(coverage))
+    values = [np.atleast_1d(np.asarray(coverage[p], dtype=float)) for p in levels]
+    return levels, np.array([v.mean() for v in values]), np.array([v.std() for v in values])
+
+# %% ../nbs/10_viz.ipynb #edb8981a
+def plot_interval_coverage(coverages: dict,          # {method: {level: coverage or [coverage per seed]}}
+                           title: str = "interval coverage",  # the title
+                           ax: Axes | None = None,   # draw into these axes (None: a new figure)
+                          ) -> Figure:
+    "Empirical against nominal coverage of central predictive intervals, one line per method, with the diagonal."
+    if not coverages: raise ValueError("coverages must name at least one method")
+    if ax is None: ax = NotebookFigure(figsize=(4.2, 4), layout="constrained").subplots()
+    ax.plot([0, 1], [0, 1], color="gray", ls="--", lw=1, label="calibrated")
+    for name, coverage in coverages.items():
+        levels, mean, std = _coverage_stats(coverage)
+        ax.errorbar(levels, mean, yerr=std, marker="o", ms=4, capsize=3, label=name)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="nominal level $p$", ylabel="share of targets inside", title=title)
+    ax.set_aspect("equal"); ax.legend(frameon=False, fontsize="small")
+    return ax.figure
