@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ._utils import check_nonnegative, check_positive_int
 
 # %% auto #0
-__all__ = ['TwoMoons', 'two_moons', 'dataloaders']
+__all__ = ['CORRUPTIONS', 'OOD_KINDS', 'TwoMoons', 'two_moons', 'dataloaders', 'DigitSplits', 'digits', 'corrupt', 'ood_inputs']
 
 # %% ../nbs/01_data.ipynb #0af1b576
 class TwoMoons(NamedTuple):
@@ -50,3 +50,128 @@ def dataloaders(data: TwoMoons,         # the data, as returned by `two_moons`
                        generator=torch.Generator().manual_seed(seed))
     test = DataLoader(TensorDataset(data.X_test, data.y_test), batch_size=batch_size, shuffle=False)
     return train, test
+
+# %% ../nbs/01_data.ipynb #8b463f7f
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+from ._utils import check_choice, check_probability
+
+# %% ../nbs/01_data.ipynb #488f88b2
+class DigitSplits(NamedTuple):
+    "Stratified train/validation/test splits of the digits: images `(n, 1, 8, 8)` in [0, 1], labels `(n,)` int64."
+    X_train: torch.Tensor     # training images
+    y_train: torch.Tensor     # training labels, 0 .. K-1
+    X_valid: torch.Tensor     # validation images (choose knobs and temperatures here)
+    y_valid: torch.Tensor     # validation labels
+    X_test: torch.Tensor      # test images (touched once)
+    y_test: torch.Tensor      # test labels
+    X_held_out: torch.Tensor  # every image of the held-out classes (an OOD set; empty if none are held out)
+    classes: tuple            # the digit of each label: classes[label]
+
+# %% ../nbs/01_data.ipynb #1f03f7f5
+def _stratified_split(labels: np.ndarray, valid_fraction: float, test_fraction: float, seed: int):
+    "Index arrays (train, valid, test) of a stratified split of `labels` with the given fractions of the whole."
+    idx = np.arange(len(labels))
+    rest, test = train_test_split(idx, test_size=test_fraction, stratify=labels, random_state=seed)
+    valid_size = valid_fraction / (1 - test_fraction)
+    train, valid = train_test_split(rest, test_size=valid_size, stratify=labels[rest], random_state=seed + 1)
+    return train, valid, test
+
+# %% ../nbs/01_data.ipynb #d20a39d5
+def _check_digit_args(held_out_classes, valid_fraction, test_fraction) -> tuple[int, ...]:
+    "The held-out classes as a sorted tuple of digits, after checking every argument of `digits`."
+    held = tuple(sorted({int(c) for c in held_out_classes}))
+    if any(c not in range(10) for c in held) or len(held) > 8:
+        raise ValueError(f"held_out_classes must be at most 8 distinct digits 0..9, got {held_out_classes!r}")
+    v, t = check_probability(valid_fraction, "valid_fraction"), check_probability(test_fraction, "test_fraction")
+    if min(v, t) <= 0 or v + t >= 0.9:
+        raise ValueError(f"valid_fraction and test_fraction must be positive with a sum below 0.9, got {v} and {t}")
+    return held
+
+# %% ../nbs/01_data.ipynb #1aa4f961
+def digits(held_out_classes: Sequence[int] = (),  # digits kept out of training (their images: `X_held_out`)
+           valid_fraction: float = 0.2,           # share of the kept images in the validation set
+           test_fraction: float = 0.2,            # share of the kept images in the test set
+           seed: int = 0,                         # seed of the split
+           dtype: torch.dtype = torch.float32,    # dtype of the images
+          ) -> DigitSplits:
+    "scikit-learn's 8×8 digits in [0, 1], split into stratified, seeded train/validation/test sets."
+    held = _check_digit_args(held_out_classes, valid_fraction, test_fraction)
+    X, y = load_digits(return_X_y=True)
+    images = torch.as_tensor(X / 16.0, dtype=dtype).reshape(-1, 1, 8, 8)
+    is_held = np.isin(y, held)
+    classes = tuple(c for c in range(10) if c not in held)
+    labels = torch.as_tensor(np.searchsorted(classes, y[~is_held]), dtype=torch.int64)
+    kept = images[torch.as_tensor(~is_held)]
+    splits = _stratified_split(labels.numpy(), valid_fraction, test_fraction, seed)
+    parts = [t for i in splits for t in (kept[torch.as_tensor(i)], labels[torch.as_tensor(i)])]
+    return DigitSplits(*parts, images[torch.as_tensor(is_held)], classes)
+
+# %% ../nbs/01_data.ipynb #94e7da9a
+CORRUPTIONS = ("gaussian_noise", "rotation", "shift", "blur", "contrast")
+_SEVERITY = {"gaussian_noise": (0.1, 0.2, 0.3, 0.4, 0.5), "rotation": (10, 20, 30, 40, 50),
+             "shift": (0.5, 1.0, 1.5, 2.0, 2.5), "blur": (0.5, 0.7, 0.9, 1.1, 1.3),
+             "contrast": (0.6, 0.45, 0.3, 0.2, 0.1)}
+
+# %% ../nbs/01_data.ipynb #7abd778c
+def _affine(images: torch.Tensor, angles: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    "Rotate each image by `angles` (radians) and move it by `shifts` `(n, 2)` (pixels), bilinear, zeros outside."
+    cos, sin = angles.cos(), angles.sin()
+    theta = torch.stack([torch.stack([cos, -sin, -2 * shifts[:, 0] / images.shape[-1]], -1),
+                         torch.stack([sin, cos, -2 * shifts[:, 1] / images.shape[-2]], -1)], -2)
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+# %% ../nbs/01_data.ipynb #8b84d8b3
+def _blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    "Gaussian blur of width `sigma` pixels (5×5 kernel, zeros outside the image)."
+    r = torch.arange(-2, 3, dtype=images.dtype)
+    k = torch.exp(-r**2 / (2 * sigma**2)); k = k / k.sum()
+    return F.conv2d(images, (k[:, None] * k[None, :])[None, None], padding=2)
+
+# %% ../nbs/01_data.ipynb #4e7dcbc5
+def _corrupt_with(images: torch.Tensor, kind: str, level: float, g: torch.Generator) -> torch.Tensor:
+    "`images` corrupted by `kind` at the raw `level` of its table row, random parts from `g`."
+    n = len(images)
+    if kind == "gaussian_noise": return (images + level * torch.randn(images.shape, generator=g, dtype=images.dtype)).clamp(0, 1)
+    if kind == "blur": return _blur(images, level)
+    if kind == "contrast":
+        mean = images.mean((-2, -1), keepdim=True)
+        return mean + level * (images - mean)
+    if kind == "rotation":
+        sign = torch.randint(0, 2, (n,), generator=g).to(images.dtype) * 2 - 1
+        return _affine(images, sign * math.radians(level), images.new_zeros(n, 2))
+    direction = torch.rand(n, generator=g, dtype=images.dtype) * 2 * math.pi
+    return _affine(images, images.new_zeros(n), level * torch.stack([direction.cos(), direction.sin()], -1))
+
+# %% ../nbs/01_data.ipynb #80cba3a9
+def corrupt(images: torch.Tensor,  # images `(n, 1, 8, 8)` in [0, 1]
+            kind: str,             # one of `CORRUPTIONS`
+            severity: int,         # 1 (mild) .. 5 (severe)
+            seed: int = 0,         # seed of the random parts (noise, rotation sign, shift direction)
+           ) -> torch.Tensor:
+    "The images corrupted by `kind` at `severity` (see the table above)."
+    check_choice(kind, "kind", CORRUPTIONS)
+    if check_positive_int(severity, "severity") > 5: raise ValueError(f"severity must be in 1..5, got {severity!r}")
+    return _corrupt_with(images, kind, _SEVERITY[kind][severity - 1], torch.Generator().manual_seed(seed))
+
+# %% ../nbs/01_data.ipynb #10211803
+OOD_KINDS = ("held_out", "noise", "inverted", "flipped")
+
+def ood_inputs(data: DigitSplits,  # the splits, from `digits`
+               kind: str,          # one of `OOD_KINDS`
+               seed: int = 0,      # seed of the noise images
+              ) -> torch.Tensor:
+    "Out-of-distribution images `(n, 1, 8, 8)`: held-out classes, noise, inverted or upside-down test digits."
+    check_choice(kind, "kind", OOD_KINDS)
+    if kind == "held_out":
+        if not len(data.X_held_out): raise ValueError("kind='held_out' needs digits(held_out_classes=...) with at least one class")
+        return data.X_held_out
+    if kind == "noise": return torch.rand(data.X_test.shape, generator=torch.Generator().manual_seed(seed), dtype=data.X_test.dtype)
+    return 1 - data.X_test if kind == "inverted" else data.X_test.flip(-2)
