@@ -22,7 +22,7 @@ from ._utils import check_choice, check_positive_int, eval_mode, make_optimizer,
 from .calibration import TemperatureScaled, TemperatureScaler
 from .data import CORRUPTIONS, OOD_KINDS, DigitSplits, corrupt, digits, ood_inputs
 from .loss_fns import CrossEntropyLoss, NegativeELBO
-from .training import fit
+from .training import NonFiniteLossError, fit
 
 # %% auto #0
 __all__ = ['METHODS', 'METHOD_NAMES', 'CONFIGS', 'MODELS', 'MAIN_COLUMNS', 'mlp', 'decay_groups', 'train', 'predict', 'scores',
@@ -193,9 +193,10 @@ def run_method(method: str,          # one of `METHODS`
     return row, unc, predictor
 
 # %% ../nbs/appendix/study.ipynb #18509762
-def _valid_nll(method, model, data, cfg, knobs, seed) -> float:
-    "Validation NLL of `method` trained with `knobs` on `seed`."
-    predictor, _ = _train_method(method, model, data, cfg, knobs, seed, lambda: None)
+def _valid_nll(method, model, data, cfg, knobs, seed) -> float | None:
+    "Validation NLL of `method` trained with `knobs` on `seed`; None if the training diverged."
+    try: predictor, _ = _train_method(method, model, data, cfg, knobs, seed, lambda: None)
+    except NonFiniteLossError: return None
     lp, _ = predict(predictor, data.X_valid, cfg["num_samples"] if method in ("ibvi", "klvi") else None, seed)
     return metrics.nll(lp, data.y_valid, "multiclass", 0)
 
@@ -211,7 +212,7 @@ def choose_knobs(method: str,          # "map", "ibvi" or "klvi"
     for lr in cfg["lrs"]:
         for wd in cfg["weight_decays"]:
             grid.append((lr, wd, _valid_nll(method, model, data, cfg, (lr, wd), seed))); step()
-    return {"grid": grid, "chosen": min(grid, key=lambda t: t[2])[:2]}
+    return {"grid": grid, "chosen": min(grid, key=lambda t: np.inf if t[2] is None else t[2])[:2]}
 
 # %% ../nbs/appendix/study.ipynb #b21add11
 def _tuned(methods) -> list[str]:
