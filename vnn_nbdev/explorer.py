@@ -11,7 +11,7 @@ import warnings
 import ipywidgets as widgets
 import torch
 from fastcore.basics import patch
-from IPython.display import HTML
+from IPython.display import HTML, Image
 from matplotlib.figure import Figure
 from torch import nn
 
@@ -171,7 +171,7 @@ def update(self: TwoMoonsExplorer) -> Figure | None:
         self.status.value = "<span style='color:#b00'>failed</span>"
         return None
     fig = draw_explorer(self.result, self.controls["uncertainty"].value)
-    self.output.append_display_data(fig)
+    self.output.append_display_data(Image(data=fig._repr_png_(), format="png"))   # PNG bytes: a browser cannot show a Figure object
     self.status.value = "done"
     return fig
 
