@@ -25,10 +25,10 @@ from .loss_fns import CrossEntropyLoss, NegativeELBO
 from .training import NonFiniteLossError, fit
 
 # %% auto #0
-__all__ = ['METHODS', 'METHOD_NAMES', 'CONFIGS', 'MODELS', 'MAIN_COLUMNS', 'mlp', 'decay_groups', 'train', 'predict', 'scores',
-           'uncertainties', 'evaluation_sets', 'evaluate_predictor', 'temperature_scaled', 'run_method', 'choose_knobs',
-           'num_trainings', 'run_model', 'summarise', 'aggregate', 'markdown_table', 'reliability_figure',
-           'shift_figure', 'entropy_figure', 'report_markdown', 'run_study', 'digits_study']
+__all__ = ['METHODS', 'METHOD_NAMES', 'CONFIGS', 'MODELS', 'MAIN_COLUMNS', 'mlp', 'lenet5', 'decay_groups', 'train', 'predict',
+           'scores', 'uncertainties', 'evaluation_sets', 'evaluate_predictor', 'temperature_scaled', 'run_method',
+           'choose_knobs', 'num_trainings', 'run_model', 'summarise', 'aggregate', 'markdown_table',
+           'reliability_figure', 'shift_figure', 'entropy_figure', 'report_markdown', 'run_study', 'digits_study']
 
 # %% ../nbs/appendix/study.ipynb #7a2adc1c
 METHODS = ("map", "map_ts", "ibvi", "klvi", "ensemble")
@@ -51,6 +51,17 @@ def mlp(num_classes: int,   # outputs
                           parametrization=bnn.params.MUP())
 
 MODELS = {"mlp": mlp}
+
+# %% ../nbs/appendix/study.ipynb #lenet5ex
+def lenet5(num_classes: int,   # outputs
+           width: int = 128,   # unused: LeNet-5's sizes are fixed
+           variational: bool = False,  # diagonal covariances on the first and last layer (False: deterministic)
+          ) -> nn.Module:
+    "LeNet-5 for 8×8 digits (chapter 06), µP, variational first and last layer if asked."
+    cov = bnn.params.DiagonalCovariance() if variational else None
+    return models.LeNet5(num_classes, cov=cov, in_size=8)
+
+MODELS["lenet5"] = lenet5
 
 # %% ../nbs/appendix/study.ipynb #a3c83567
 def decay_groups(model: nn.Module,       # a model of this package (or any torch module)
@@ -391,7 +402,7 @@ def digits_study(
     outdir: str = "digits_study_output",  # folder for results.json, results.md and the figures
     seeds: int = 3,                       # number of seeds
     methods: str = ",".join(METHODS),     # comma-separated methods: map, map_ts, ibvi, klvi, ensemble
-    model: str = "mlp",                   # comma-separated models (see vnn_nbdev.study.MODELS)
+    model: str = "mlp",                   # comma-separated models: mlp, lenet5
     quick: Param("the small, fast configuration", store_true) = False,
     progress: Param("show a progress bar", bool_arg) = True,
 ):
