@@ -128,3 +128,18 @@ def test_every_module_compiles_without_warnings():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             compile(path.read_text(encoding="utf-8"), str(path), "exec")
+
+
+def test_installed_digits_study_runs(installed):
+    "`vnn_digits`, as the README shows it, in its quick configuration: every method, results.json in its layout."
+    import json
+    _, bin_dir, work, env = installed
+    out_dir = work/"digits"
+    run(bin_dir/"vnn_digits", "--outdir", out_dir, "--quick", "--seeds", "2", "--progress", "False",
+        cwd=work, env={**env, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"})
+    results = json.loads((out_dir/"results.json").read_text())
+    methods = {"map", "map_ts", "ibvi", "klvi", "ensemble"}
+    assert methods <= set(results), sorted(results)
+    acc = results["ibvi"]["mlp"]["test_accuracy"]
+    assert len(acc["values"]) == 2 and 0 <= acc["mean"] <= 1 and acc["std"] >= 0
+    assert (out_dir/"results.md").read_text().count("|") > 10
