@@ -378,6 +378,20 @@ def _load_from_state_dict(self: Linear, state_dict, prefix, *args, **kwargs):
                              f"(and rank) the checkpoint was saved with")
     nn.Module._load_from_state_dict(self, state_dict, prefix, *args, **kwargs)
 
+# %% ../nbs/05_layers.ipynb #e3a632ed
+@patch
+def load_state_dict(self: BNNMixin,
+                    state_dict: dict,     # as returned by `state_dict()`
+                    strict: bool = True,  # refuse missing and unexpected keys (torch's meaning)
+                    assign: bool = False, # torch's `assign`: keep the checkpoint's tensors instead of copying
+                   ):
+    "`nn.Module.load_state_dict`, all or nothing: a refused load leaves every parameter and buffer as it was."
+    backup = {k: v.detach().clone() for k, v in nn.Module.state_dict(self).items()}
+    try: return nn.Module.load_state_dict(self, state_dict, strict=strict, assign=assign)
+    except BaseException:
+        nn.Module.load_state_dict(self, backup, strict=False, assign=assign)
+        raise
+
 # %% ../nbs/05_layers.ipynb #1f8befca
 Sequential.max_activation_elements = None  # chunk over samples above this many activation entries (None: auto)
 
