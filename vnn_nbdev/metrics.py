@@ -31,17 +31,19 @@ def class_log_probs(logits: Tensor,           # sample logits: `(*shape)` binary
                    ) -> Tensor:
     "Log class probabilities of every sample, shape `(*logits.shape, 2)` (binary) or `logits.shape` (multiclass)."
     check_choice(task, "task", TASKS)
+    if task == "multiclass" and logits.ndim == 0:
+        raise ValueError("logits of a multiclass task need a last (class) dimension, got a 0-dimensional tensor")
     if task == "binary":
         return torch.stack([F.logsigmoid(-logits), F.logsigmoid(logits)], dim=-1)
     return F.log_softmax(logits, dim=-1)
 
 # %% ../nbs/09_metrics.ipynb #d2f22e38
-def _check_num_sample_dims(outputs: Tensor, num_sample_dims: int) -> None:
-    "Raise unless `num_sample_dims` is an int in `[0, outputs.ndim]`."
-    if not isinstance(num_sample_dims, int) or not 0 <= num_sample_dims <= outputs.ndim:
-        raise ValueError(
-            f"num_sample_dims must be an int in [0, outputs.ndim={outputs.ndim}], got {num_sample_dims!r}"
-        )
+def _check_num_sample_dims(outputs: Tensor, num_sample_dims: int, task: str = "regression") -> None:
+    "Raise unless `num_sample_dims` is an int in `[0, outputs.ndim]` (multiclass: the last dimension holds classes)."
+    top = outputs.ndim - (task == "multiclass")
+    if isinstance(num_sample_dims, bool) or not isinstance(num_sample_dims, int) or not 0 <= num_sample_dims <= top:
+        raise ValueError(f"num_sample_dims must be an int in [0, {top}] for {task} outputs of shape "
+                         f"{tuple(outputs.shape)}, got {num_sample_dims!r}")
 
 
 def _average_over_samples(log_probs: Tensor, num_sample_dims: int) -> Tensor:
@@ -57,8 +59,9 @@ def predictive_log_probs(logits: Tensor,           # sample logits `(*sample_sha
                          num_sample_dims: int = 1, # how many leading dimensions are sample dimensions
                         ) -> Tensor:
     "log of the Monte-Carlo predictive $\\bar p(y|x)$ for every class, shape `(*batch, C)` (`C = 2` for binary)."
-    _check_num_sample_dims(logits, num_sample_dims)
-    return _average_over_samples(class_log_probs(logits, task), num_sample_dims)
+    log_probs = class_log_probs(logits, task)
+    _check_num_sample_dims(logits, num_sample_dims, task)
+    return _average_over_samples(log_probs, num_sample_dims)
 
 # %% ../nbs/09_metrics.ipynb #8578af77
 def predictive_probs(logits: Tensor,           # sample logits `(*sample_shape, *batch[, C])`
@@ -89,8 +92,9 @@ def expected_entropy(logits: Tensor,           # sample logits `(*sample_shape, 
                      num_sample_dims: int = 1, # how many leading dimensions are sample dimensions
                     ) -> Tensor:
     "Mean over weight samples of the entropy of each sample's prediction (aleatoric part), shape `(*batch)`."
-    _check_num_sample_dims(logits, num_sample_dims)
-    entropies = _entropy(class_log_probs(logits, task))
+    log_probs = class_log_probs(logits, task)
+    _check_num_sample_dims(logits, num_sample_dims, task)
+    entropies = _entropy(log_probs)
     return entropies.mean(dim=tuple(range(num_sample_dims))) if num_sample_dims else entropies
 
 # %% ../nbs/09_metrics.ipynb #df1fb45a
@@ -109,7 +113,7 @@ def predictive_std(outputs: Tensor,              # sample outputs `(*sample_shap
                   ) -> Tensor:
     "Std over weight samples of the outputs (`regression`), of $\\sigma$(logit) (`binary`) or of the class probabilities (`multiclass`)."
     check_choice(task, "task", TASKS + ("regression",))
-    _check_num_sample_dims(outputs, num_sample_dims)
+    _check_num_sample_dims(outputs, num_sample_dims, task)
     if num_sample_dims == 0:
         raise ValueError("num_sample_dims must be >= 1 for predictive_std: a spread needs weight samples")
     values = {"regression": outputs, "binary": torch.sigmoid(outputs), "multiclass": outputs.softmax(-1)}[task]
@@ -183,8 +187,8 @@ def _flat_scores(confidences, correct) -> tuple[Tensor, Tensor]:
     correct = torch.as_tensor(correct).detach().double().reshape(-1).cpu()
     if confidences.shape != correct.shape:
         raise ValueError(f"confidences and correct must have the same size, got {confidences.numel()} and {correct.numel()}")
-    if ((confidences < 0) | (confidences > 1)).any():
-        raise ValueError("confidences must lie in [0, 1]")
+    if not ((confidences >= 0) & (confidences <= 1)).all():  # NaN fails both comparisons
+        raise ValueError("confidences must lie in [0, 1] (NaN refused)")
     return confidences, correct
 
 # %% ../nbs/09_metrics.ipynb #6f3e7bb1
@@ -235,14 +239,20 @@ def ece(logits: Tensor,           # sample logits `(*sample_shape, *batch[, C])`
     return expected_calibration_error(*top_label(log_probs, _class_targets(targets, log_probs)), num_bins)
 
 # %% ../nbs/09_metrics.ipynb #09aff126
+def _scores_array(scores, name: str) -> np.ndarray:
+    "`scores` flattened to a float64 array, refused (naming `name`) when empty or not finite."
+    array = torch.as_tensor(scores).detach().reshape(-1).double().cpu().numpy()
+    if array.size == 0: raise ValueError(f"{name} must hold at least one score, got none")
+    if not np.isfinite(array).all(): raise ValueError(f"{name} must be finite (NaN or inf refused)")
+    return array
+
+
 def ood_auroc(in_distribution_scores: Tensor,      # uncertainty scores of in-distribution inputs, any shape
               out_of_distribution_scores: Tensor,  # scores of out-of-distribution inputs, any shape
              ) -> float:
     "AUROC of separating OOD (positive) from in-distribution inputs by a score that should be higher on OOD."
-    scores_in = torch.as_tensor(in_distribution_scores).detach().reshape(-1).double().cpu().numpy()
-    scores_out = torch.as_tensor(out_of_distribution_scores).detach().reshape(-1).double().cpu().numpy()
-    if scores_in.size == 0 or scores_out.size == 0:
-        raise ValueError(f"need at least one score of each kind, got {scores_in.size} and {scores_out.size}")
+    scores_in = _scores_array(in_distribution_scores, "in_distribution_scores")
+    scores_out = _scores_array(out_of_distribution_scores, "out_of_distribution_scores")
     labels = np.concatenate([np.zeros(scores_in.size), np.ones(scores_out.size)])
     return float(roc_auc_score(labels, np.concatenate([scores_in, scores_out])))
 
@@ -309,6 +319,7 @@ def _predict_all(model, data, batch_size, num_samples, task, sample_chunk_size, 
         lp, ee = predict_batch(model, batch[0].to(device), num_samples, task, sample_chunk_size, generator)
         log_probs.append(lp.cpu()); exp_entropy.append(ee.cpu())
         if with_targets: targets.append(torch.as_tensor(batch[1]).cpu())
+    if not log_probs: raise ValueError(f"{'data' if with_targets else 'ood_data'} holds no inputs")
     return torch.cat(log_probs), torch.cat(exp_entropy), (torch.cat(targets) if with_targets else None)
 
 # %% ../nbs/09_metrics.ipynb #c5746523
@@ -350,6 +361,7 @@ def evaluate(model: nn.Module,                      # called as `model(x, sample
             ) -> dict[str, float]:
     "Accuracy, NLL, Brier, ECE and mean uncertainties of `model`'s predictive distribution on `data`."
     check_choice(task, "task", TASKS)
+    batch_size = check_positive_int(batch_size, "batch_size")
     args = (batch_size, num_samples, task, sample_chunk_size, generator)
     with eval_mode(model):
         log_probs, exp_entropy, targets = _predict_all(model, data, *args)
@@ -368,6 +380,15 @@ def _check_regression(outputs: Tensor, targets: Tensor, num_sample_dims: int) ->
                          f"got {tuple(targets.shape)}")
     return targets.to(outputs.dtype)
 
+
+def _noise_std(noise_std, dtype: torch.dtype) -> Tensor:
+    "σ as a tensor of `dtype`, refused unless a number or tensor that is positive and finite everywhere."
+    try: sigma = torch.as_tensor(noise_std, dtype=dtype)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"noise_std must be a positive number or tensor, got {noise_std!r}") from error
+    if not torch.all((sigma > 0) & sigma.isfinite()): raise ValueError("noise_std must be positive and finite")
+    return sigma
+
 # %% ../nbs/09_metrics.ipynb #1f6d8078
 def gaussian_nll(outputs: Tensor,            # sample outputs `(*sample_shape, *batch)`
                  targets: Tensor,            # regression targets `(*batch)`
@@ -376,8 +397,7 @@ def gaussian_nll(outputs: Tensor,            # sample outputs `(*sample_shape, *
                 ) -> float:
     "Mean negative log-likelihood of the targets under the mixture of Gaussians $\\mathcal N(f_{w_s}(x), \\sigma^2)$."
     targets = _check_regression(outputs, targets, num_sample_dims)
-    if not torch.all(torch.as_tensor(noise_std) > 0): raise ValueError("noise_std must be positive")
-    log_probs = torch.distributions.Normal(outputs, torch.as_tensor(noise_std, dtype=outputs.dtype)).log_prob(targets)
+    log_probs = torch.distributions.Normal(outputs, _noise_std(noise_std, outputs.dtype)).log_prob(targets)
     return -_average_over_samples(log_probs, num_sample_dims).mean().item()
 
 # %% ../nbs/09_metrics.ipynb #29dc3cc2
@@ -388,8 +408,7 @@ def predictive_cdf(outputs: Tensor,            # sample outputs `(*sample_shape,
                   ) -> Tensor:
     "The predictive mixture's CDF at each target `(*batch)`: the probability integral transform."
     targets = _check_regression(outputs, targets, num_sample_dims)
-    if not torch.all(torch.as_tensor(noise_std) > 0): raise ValueError("noise_std must be positive")
-    cdf = torch.special.ndtr((targets - outputs) / torch.as_tensor(noise_std, dtype=outputs.dtype))
+    cdf = torch.special.ndtr((targets - outputs) / _noise_std(noise_std, outputs.dtype))
     return cdf.mean(dim=tuple(range(num_sample_dims))) if num_sample_dims else cdf
 
 # %% ../nbs/09_metrics.ipynb #24225f7f
@@ -400,6 +419,7 @@ def interval_coverage(outputs: Tensor,            # sample outputs `(*sample_sha
                       num_sample_dims: int = 1,   # leading sample dimensions (0: one deterministic prediction)
                      ) -> dict[float, float]:
     "Share of targets inside the central predictive interval of each level: {p: coverage}."
+    if not isinstance(levels, (tuple, list)): raise TypeError(f"levels must be a tuple of probabilities, got {levels!r}")
     pit = predictive_cdf(outputs, targets, noise_std, num_sample_dims)
     return {p: ((pit >= (1 - p) / 2) & (pit <= (1 + p) / 2)).double().mean().item()
             for p in (check_probability(p, "levels") for p in levels)}
