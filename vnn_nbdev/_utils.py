@@ -16,7 +16,8 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'check_positive_int', 'check_choice', 'check_positive', 'check_nonnegative', 'check_probability',
-           'device_and_dtype', 'eval_mode', 'seeded', 'fit_loglog_slope', 'param_groups', 'make_optimizer']
+           'check_seed', 'check_float_dtype', 'device_and_dtype', 'eval_mode', 'seeded', 'fit_loglog_slope',
+           'param_groups', 'make_optimizer']
 
 # %% ../nbs/00_conventions.ipynb #53394854
 def check_positive_int(value, name: str, allow_none: bool = False) -> int | None:
@@ -51,6 +52,17 @@ def check_probability(value, name: str) -> float:
     "Return `value` as a `float` if it lies in [0, 1], else raise naming `name`."
     if 0 <= _real(value, name) <= 1: return float(value)
     raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+
+# %% ../nbs/00_conventions.ipynb #2a53554a
+def check_seed(value, name: str = "seed") -> int:
+    "Return `value` as an `int` if it is a whole number in [0, 2**32), else raise naming `name`."
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 <= value < 2**32: return int(value)
+    raise ValueError(f"{name} must be an integer in [0, 2**32), got {value!r}")
+
+def check_float_dtype(value, name: str = "dtype") -> torch.dtype:
+    "Return `value` if it is a floating-point `torch.dtype`, else raise a `TypeError` naming `name`."
+    if isinstance(value, torch.dtype) and value.is_floating_point: return value
+    raise TypeError(f"{name} must be a floating-point torch.dtype such as torch.float32, got {value!r}")
 
 # %% ../nbs/00_conventions.ipynb #ce70e823
 def device_and_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:

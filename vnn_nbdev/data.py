@@ -11,7 +11,7 @@ import torch
 from sklearn.datasets import make_moons
 from torch.utils.data import DataLoader, TensorDataset
 
-from ._utils import check_nonnegative, check_positive_int, check_probability
+from ._utils import check_float_dtype, check_nonnegative, check_positive_int, check_probability, check_seed
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'OOD_KINDS', 'TwoMoons', 'two_moons', 'dataloaders', 'sigmoid_function', 'sigmoid_toy',
@@ -35,7 +35,7 @@ def two_moons(num_train_data: int = 200,   # number of training points
     "The two-moons data set, split into training and test tensors."
     n = check_positive_int(num_train_data, "num_train_data")
     num_test_data = check_positive_int(num_test_data, "num_test_data")
-    noise = check_nonnegative(noise, "noise")
+    noise, seed, dtype = check_nonnegative(noise, "noise"), check_seed(seed), check_float_dtype(dtype)
     X, y = make_moons(n_samples=n + num_test_data, noise=noise, shuffle=True, random_state=seed)
     X, y = torch.as_tensor(X, dtype=dtype), torch.as_tensor(y, dtype=dtype)
     return TwoMoons(X[:n], y[:n], X[n:], y[n:])
@@ -46,7 +46,9 @@ def dataloaders(data: TwoMoons,         # the data, as returned by `two_moons`
                 seed: int = 42,         # seed of the generator that shuffles the training data
                ) -> tuple[DataLoader, DataLoader]:
     "A shuffling training `DataLoader` (with its own seeded generator) and an ordered test `DataLoader`."
-    batch_size = check_positive_int(batch_size, "batch_size")
+    batch_size, seed = check_positive_int(batch_size, "batch_size"), check_seed(seed)
+    if not all(hasattr(data, field) for field in TwoMoons._fields):
+        raise TypeError(f"data must be a TwoMoons (as two_moons returns), got {type(data).__name__}")
     train = DataLoader(TensorDataset(data.X_train, data.y_train), batch_size=batch_size, shuffle=True,
                        generator=torch.Generator().manual_seed(seed))
     test = DataLoader(TensorDataset(data.X_test, data.y_test), batch_size=batch_size, shuffle=False)
@@ -67,6 +69,9 @@ def sigmoid_toy(num_data: int = 100,              # number of points
     "Inputs `(n, 1)` in clusters and noisy targets `(n,)` of the paper's 1-D regression example."
     n = check_positive_int(num_data, "num_data")
     noise, width = check_nonnegative(noise, "noise"), check_nonnegative(cluster_width, "cluster_width")
+    if isinstance(centres, (str, bytes)) or not len(centres) or not all(isinstance(c, (int, float)) for c in centres):
+        raise TypeError(f"centres must be a non-empty sequence of numbers, got {centres!r}")
+    seed = check_seed(seed)
     g = torch.Generator().manual_seed(seed)
     x = torch.tensor(centres)[torch.arange(n) % len(centres)] + width * (2 * torch.rand(n, generator=g) - 1)
     return x[:, None], sigmoid_function(x) + noise * torch.randn(n, generator=g)
@@ -95,6 +100,7 @@ def load_diabetes(valid_fraction: float = 0.2,   # share of the points for valid
     "scikit-learn's diabetes regression data (442 × 10), split at random and standardised with training statistics."
     valid_fraction, test_fraction = check_probability(valid_fraction, "valid_fraction"), check_probability(test_fraction, "test_fraction")
     if valid_fraction + test_fraction >= 1: raise ValueError("valid_fraction + test_fraction must be below 1")
+    seed, dtype = check_seed(seed), check_float_dtype(dtype)
     X, y = (torch.as_tensor(a, dtype=torch.float64) for a in sk_datasets.load_diabetes(return_X_y=True))
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     n_valid, n_test = round(valid_fraction * len(y)), round(test_fraction * len(y))
@@ -106,7 +112,8 @@ def load_diabetes(valid_fraction: float = 0.2,   # share of the points for valid
 
 # %% ../nbs/01_data.ipynb #8b463f7f
 import math
-from collections.abc import Sequence
+import numbers
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch.nn.functional as F
@@ -133,12 +140,16 @@ def _stratified_split(labels: np.ndarray, valid_fraction: float, test_fraction: 
     idx = np.arange(len(labels))
     rest, test = train_test_split(idx, test_size=test_fraction, stratify=labels, random_state=seed)
     valid_size = valid_fraction / (1 - test_fraction)
-    train, valid = train_test_split(rest, test_size=valid_size, stratify=labels[rest], random_state=seed + 1)
+    train, valid = train_test_split(rest, test_size=valid_size, stratify=labels[rest], random_state=(seed + 1) % 2**32)
     return train, valid, test
 
 # %% ../nbs/01_data.ipynb #d20a39d5
 def _check_digit_args(held_out_classes, valid_fraction, test_fraction) -> tuple[int, ...]:
     "The held-out classes as a sorted tuple of digits, after checking every argument of `digits`."
+    if isinstance(held_out_classes, (str, bytes)) or not isinstance(held_out_classes, Iterable):
+        raise TypeError(f"held_out_classes must be a sequence of digits, got {held_out_classes!r}")
+    if not all(isinstance(c, numbers.Integral) and not isinstance(c, bool) for c in held_out_classes):
+        raise TypeError(f"held_out_classes must hold whole digits 0..9, got {held_out_classes!r}")
     held = tuple(sorted({int(c) for c in held_out_classes}))
     if any(c not in range(10) for c in held) or len(held) > 8:
         raise ValueError(f"held_out_classes must be at most 8 distinct digits 0..9, got {held_out_classes!r}")
@@ -156,6 +167,7 @@ def digits(held_out_classes: Sequence[int] = (),  # digits kept out of training 
           ) -> DigitSplits:
     "scikit-learn's 8×8 digits in [0, 1], split into stratified, seeded train/validation/test sets."
     held = _check_digit_args(held_out_classes, valid_fraction, test_fraction)
+    seed, dtype = check_seed(seed), check_float_dtype(dtype)
     X, y = load_digits(return_X_y=True)
     images = torch.as_tensor(X / 16.0, dtype=dtype).reshape(-1, 1, 8, 8)
     is_held = np.isin(y, held)
@@ -211,6 +223,10 @@ def corrupt(images: torch.Tensor,  # images `(n, 1, 8, 8)` in [0, 1]
            ) -> torch.Tensor:
     "The images corrupted by `kind` at `severity` (see the table above)."
     check_choice(kind, "kind", CORRUPTIONS)
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.ndim != 4 or images.shape[1] != 1:
+        raise TypeError(f"images must be a floating-point tensor (n, 1, H, W), got {type(images).__name__} "
+                        f"{getattr(images, 'dtype', '')} {tuple(getattr(images, 'shape', ()))}")
+    seed = check_seed(seed)
     if check_positive_int(severity, "severity") > 5: raise ValueError(f"severity must be in 1..5, got {severity!r}")
     return _corrupt_with(images, kind, _SEVERITY[kind][severity - 1], torch.Generator().manual_seed(seed))
 
@@ -223,6 +239,9 @@ def ood_inputs(data: DigitSplits,  # the splits, from `digits`
               ) -> torch.Tensor:
     "Out-of-distribution images `(n, 1, 8, 8)`: held-out classes, noise, inverted or upside-down test digits."
     check_choice(kind, "kind", OOD_KINDS)
+    if not all(hasattr(data, field) for field in DigitSplits._fields):
+        raise TypeError(f"data must be a DigitSplits (as digits returns), got {type(data).__name__}")
+    seed = check_seed(seed)
     if kind == "held_out":
         if not len(data.X_held_out): raise ValueError("kind='held_out' needs digits(held_out_classes=...) with at least one class")
         return data.X_held_out
