@@ -14,7 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from ._utils import check_choice, device_and_dtype, eval_mode
+from ._utils import check_choice, check_nonnegative, check_positive_int, device_and_dtype, eval_mode
 from .metrics import (TASKS, _class_targets, _entropy, calibration_bins, expected_calibration_error,
                                predict_batch, predictive_log_probs, predictive_std, top_label)
 
@@ -135,6 +135,8 @@ def predict_grid(model: nn.Module,                   # a classifier of 2-D input
                 ) -> dict:
     "Predictive probabilities and uncertainties on a `grid_size` x `grid_size` grid around the 2-D inputs `X`."
     check_choice(task, "task", TASKS)
+    if check_positive_int(grid_size, "grid_size") < 2: raise ValueError(f"grid_size must be at least 2, got {grid_size!r}")
+    padding, batch_size = check_nonnegative(padding, "padding"), check_positive_int(batch_size, "batch_size")
     xx, yy = _grid_around(_check_2d_inputs(X).astype(np.float64), grid_size, padding)
     device, dtype = device_and_dtype(model)
     points = torch.as_tensor(np.stack([xx.ravel(), yy.ravel()], -1), dtype=dtype, device=device)
