@@ -44,6 +44,7 @@ def forward(self: TemperatureScaler,
             logits: Tensor,  # `(*sample_shape, *batch[, C])` logits
            ) -> Tensor:
     "The logits divided by the temperature: feed them to any predictive or metric of chapter 09."
+    if not isinstance(logits, Tensor): raise TypeError(f"logits must be a tensor, got {type(logits).__name__}")
     return logits / self.log_temperature.to(logits.dtype).exp()
 
 # %% ../nbs/11_calibration.ipynb #e1ec8fc7
@@ -77,7 +78,10 @@ def fit(self: TemperatureScaler,
         max_iter: int = 100,       # LBFGS iterations
        ) -> TemperatureScaler:
     "Set $T$ to the minimiser of the validation NLL of the scaled predictive; returns the scaler."
+    if not isinstance(logits, Tensor): raise TypeError(f"logits must be a tensor, got {type(logits).__name__}")
     logits, max_iter = logits.detach().double(), check_positive_int(max_iter, "max_iter")
+    if not logits.isfinite().all():   # a NaN logit made T NaN, and the scaler then turned every logit into NaN
+        raise ValueError("logits must be finite: fit found a NaN or an infinite logit in the validation logits")
     objective = lambda tau: _scaled_nll(logits, targets, tau, self.task, num_sample_dims)
     with torch.no_grad(): self.log_temperature.copy_(_minimise_log_temperature(objective, max_iter, logits.device))
     return self
@@ -90,6 +94,9 @@ class TemperatureScaled(nn.Module):
                  scaler: TemperatureScaler,    # its fitted temperature
                 ):
         super().__init__()
+        if not isinstance(model, nn.Module): raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        if not isinstance(scaler, TemperatureScaler):
+            raise TypeError(f"scaler must be a TemperatureScaler, got {type(scaler).__name__}")
         self.model, self.scaler = model, scaler
 
 @patch

@@ -47,6 +47,7 @@ def covariance_per_layer(cov: Covariance | Sequence[Covariance | None] | None,  
                          num_layers: int,                                      # number of affine layers
                         ) -> list:
     "One covariance spec (or `None`) per layer: `None` -> all deterministic, one spec -> a copy per layer, a list as given."
+    num_layers = check_positive_int(num_layers, "num_layers")
     if cov is None: return [None] * num_layers
     if isinstance(cov, (list, tuple)):
         if len(cov) != num_layers:
@@ -54,7 +55,7 @@ def covariance_per_layer(cov: Covariance | Sequence[Covariance | None] | None,  
         specs = list(cov)
     else: specs = [cov] * num_layers
     for c in specs:
-        if c is not None and not hasattr(c, "bind"):
+        if c is not None and (isinstance(c, type) or not hasattr(c, "bind")):  # a class is not a spec: call it
             raise ValueError(f"cov entries must be covariance specs (e.g. bnn.params.FactorizedCovariance()) or None, got {c!r}")
     return [None if c is None else copy.deepcopy(c) for c in specs]  # every layer binds its own copy
 
@@ -72,6 +73,19 @@ def _after_hidden(width, norm_layer, activation_layer, p, kwargs) -> list[nn.Mod
     norm = [] if norm_layer is None else [norm_layer(width)]
     return norm + [activation_layer(**kwargs), nn.Dropout(p, **kwargs)]
 
+# %% ../nbs/06_models.ipynb #2c5aafba
+def _checked_parametrization(parametrization: Parametrization | None,  # the model's parametrization argument
+                             activation_layer: Callable,              # its activation factory
+                             norm_layer: Callable | None = None,      # its normalisation factory, if it has one
+                            ) -> Parametrization:
+    "The model's parametrization (`None`: µP) once it and the layer factories are checked; errors name the argument."
+    if parametrization is not None and not isinstance(parametrization, Parametrization):
+        raise ValueError(f"parametrization must be None or a Parametrization such as MaximalUpdate(), got {parametrization!r}")
+    for name, factory in (("activation_layer", activation_layer), ("norm_layer", norm_layer)):
+        if not callable(factory) and not (name == "norm_layer" and factory is None):
+            raise TypeError(f"{name} must be a callable that returns an nn.Module (e.g. nn.ReLU), got {factory!r}")
+    return MaximalUpdate() if parametrization is None else parametrization
+
 # %% ../nbs/06_models.ipynb #63317cc4
 class MLP(Sequential):
     "Multi-layer perceptron of `bnn.Linear` layers: `in_size` → `hidden_sizes` → `out_size`, a covariance per layer."
@@ -88,7 +102,7 @@ class MLP(Sequential):
                  cov: Covariance | Sequence[Covariance | None] | None = None,  # None, one covariance spec, or one per layer
                 ):
         plan, p = layer_plan(in_size, hidden_sizes, out_size), _dropout_probability(dropout)
-        parametrization = MaximalUpdate() if parametrization is None else parametrization
+        parametrization = _checked_parametrization(parametrization, activation_layer, norm_layer)
         covs, kwargs, modules = covariance_per_layer(cov, len(plan)), ({} if inplace is None else {"inplace": inplace}), []
         for i, ((fan_in, fan_out, layer_type), c) in enumerate(zip(plan, covs)):
             modules.append(Linear(fan_in, fan_out, bias=bias, layer_type=layer_type, cov=c, parametrization=parametrization))
@@ -146,7 +160,7 @@ class LeNet5(Sequential):
                  activation_layer: Callable[[], nn.Module] = nn.ReLU,  # the nonlinearity after every hidden layer
                  in_size: int = 28,                                    # side of the square input images
                 ):
-        parametrization = MaximalUpdate() if parametrization is None else parametrization
+        parametrization = _checked_parametrization(parametrization, activation_layer)
         (c1, c2, f1, f2, f3), (padding, side) = _first_and_last(cov, 5), _lenet_sizes(in_size)
         kw = {"parametrization": parametrization}
         super().__init__(OrderedDict([
@@ -170,6 +184,9 @@ class BasicBlock(BNNMixin, nn.Module):
                  parametrization: Parametrization | None = None,       # default: µP
                 ):
         nn.Module.__init__(self)
+        in_channels, out_channels, stride = (check_positive_int(v, n) for v, n in
+                                             ((in_channels, "in_channels"), (out_channels, "out_channels"), (stride, "stride")))
+        _checked_parametrization(parametrization, activation_layer)   # None stays None: each convolution's default, µP
         kw = {"bias": False, "parametrization": parametrization}
         bn = lambda: FoldSamples(nn.BatchNorm2d(out_channels))
         self.main = Sequential(Conv2d(in_channels, out_channels, 3, stride, padding=1, **kw), bn(), activation_layer(),
@@ -211,7 +228,8 @@ class ResNet(Sequential):
                  cov: Covariance | Sequence[Covariance | None] | None = None,  # one spec or [stem, output]
                  activation_layer: Callable[[], nn.Module] = nn.ReLU,  # the nonlinearity
                 ):
-        parametrization = MaximalUpdate() if parametrization is None else parametrization
+        parametrization = _checked_parametrization(parametrization, activation_layer)
+        in_channels = check_positive_int(in_channels, "in_channels")
         (c_stem, c_out), kw = _first_and_last(cov, 2), {"activation_layer": activation_layer, "parametrization": parametrization}
         widths = [16 * check_positive_int(width, "width") * 2 ** i for i in range(3)]
         stages, c = [], widths[0]
@@ -228,7 +246,7 @@ class ResNet(Sequential):
         self.parametrization, self.out_size = parametrization, out_size
 
 # %% ../nbs/06_models.ipynb #8e3c1467
-from ._utils import OPTIMIZERS, check_choice, param_groups
+from ._utils import OPTIMIZERS, check_choice, check_positive, param_groups
 from .layers import BNNMixin
 from .sampling import as_sample_shape
 
@@ -239,6 +257,8 @@ class Ensemble(BNNMixin, nn.Module):
                  members: Sequence[nn.Module],  # the networks: models of this package or plain torch modules
                 ):
         nn.Module.__init__(self)
+        if not isinstance(members, (Sequence, nn.ModuleList)) or isinstance(members, (str, bytes)):
+            raise TypeError(f"members must be a sequence of nn.Modules (e.g. a list), got {type(members).__name__}")
         members = list(members)
         if not members or not all(isinstance(m, nn.Module) for m in members):
             raise ValueError(f"members must be a non-empty sequence of nn.Modules, got {[type(m).__name__ for m in members]}")
@@ -287,14 +307,19 @@ def forward(self: Ensemble,  # noqa: F811
 # %% ../nbs/06_models.ipynb #c14e9001
 _ADAM_EPS = 1e-8   # torch.optim.Adam's default eps, divided by M for the ensemble
 
+def _member_groups(member: nn.Module, lr: float, optimizer: str) -> list[dict]:
+    "`member`'s own groups; for a plain torch container, the rates of the bnn layers inside it (one rate for the rest)."
+    if hasattr(member, "parameters_and_lrs"): return param_groups(member, lr, optimizer)
+    return BNNMixin.parameters_and_lrs(member, lr, optimizer)    # walks any nn.Module: nested bnn layers keep µP
+
 @patch
 def parameters_and_lrs(self: Ensemble,
                        lr: float,               # the base learning rate of every member
                        optimizer: str = "SGD",  # "SGD" or "Adam"
                       ) -> list[dict]:
-    "Every member's parameter groups (its own µP rates if it has them), rescaled for the loss averaged over members."
+    "Every member's groups (bnn layers at their µP rates, even in a plain container), rescaled for the averaged loss."
     optimizer, num_members = check_choice(optimizer, "optimizer", OPTIMIZERS), len(self.members)
-    groups = [dict(g) for m in self.members for g in param_groups(m, lr, optimizer)]
+    groups = [dict(g) for m in self.members for g in _member_groups(m, check_positive(lr, "lr"), optimizer)]
     for g in groups:
         if optimizer == "SGD": g["lr"] = g["lr"] * num_members      # SGD: the step is linear in the gradient
         else: g["eps"] = _ADAM_EPS / num_members                    # Adam: scale-invariant but for eps
