@@ -409,8 +409,8 @@ def _check_archive(path: Path) -> None:
     except Exception as e:      # a damaged header fails in many ways: BadZipFile, struct.error, UnicodeDecodeError, ...
         raise CheckpointError(f"Cannot read checkpoint {str(path)!r}: the file is truncated or corrupt ({e!r}).") from None
     if bad is not None:
-        raise CheckpointError(f"Cannot read checkpoint {str(path)!r}: the file is corrupt (its record {bad!r} fails "
-                              "its CRC-32 check).")
+        raise CheckpointError(f"Cannot read checkpoint {str(path)!r}: the file is corrupt (its record {bad!r} has "
+                              "a damaged header or fails its CRC-32 check).")
 
 # %% ../nbs/08_training.ipynb #1f89a1e6
 def _read_checkpoint(path) -> dict:
@@ -439,13 +439,13 @@ def _layout_errors(state: dict) -> list[str]:
     kinds = {**_ENTRIES, **_MANY_ENTRIES}
     return ([f"missing entry {k!r}" for k in _ENTRIES if k not in state]
             + [f"unexpected entry {k!r}" for k in state if k not in kinds]
-            + [f"entry {k!r} is a {type(v).__name__}" for k, v in state.items() if k in kinds and not isinstance(v, kinds[k])])
+            + [f"entry {k!r} is of type {type(v).__name__}" for k, v in state.items() if k in kinds and not isinstance(v, kinds[k])])
 
 # %% ../nbs/08_training.ipynb #4320b6d6
 def _content_errors(state: dict) -> list[str]:
     "What is wrong inside a checkpoint's model, optimizer, history and random states (whose entries are well typed)."
     opt, rng = state["optimizer"], state["rng"]
-    errors = [f"model[{k!r}] is a {type(v).__name__}" for k, v in state["model"].items() if not isinstance(v, torch.Tensor)]
+    errors = [f"model[{k!r}] is of type {type(v).__name__}" for k, v in state["model"].items() if not isinstance(v, torch.Tensor)]
     if opt is not None and not (isinstance(opt.get("state"), dict) and isinstance(opt.get("param_groups"), list)):
         errors.append("the optimizer state lacks its 'state' dict or 'param_groups' list")
     errors += [f"history[{k!r}] is not a list of numbers" for k, v in state["history"].items()
