@@ -191,11 +191,24 @@ def forward(self: _ClassLoss,  # noqa: F811
            ) -> Tensor:
     "The loss of every weight sample's prediction, reduced over samples and batch."
     prediction, k = _class_last(prediction, target)
+    self._check_classes(target, prediction.shape[-1])
     losses = self._sample_losses(prediction, target, k)
     if self.reduction != "mean" or target.is_floating_point():
         return reduce_samples(losses, k, self.reduction)
     num_samples = math.prod(prediction.shape[:k])
     return losses.sum() / (self._total_weight(target, prediction.shape[-1], prediction.dtype) * num_samples)
+
+# %% ../nbs/07_loss_fns.ipynb #554bab13
+@patch
+def _check_classes(self: _ClassLoss, target: Tensor, num_classes: int) -> None:
+    "A `ValueError` naming `weight` or `target` if the class weights or an index (not `ignore_index`) do not fit C."
+    if self.weight is not None and tuple(self.weight.shape) != (num_classes,):
+        raise ValueError(f"weight must have shape ({num_classes},), one entry per class, got {tuple(self.weight.shape)}.")
+    if target.is_floating_point() or target.numel() == 0: return
+    bad = (target != self.ignore_index) & ((target < 0) | (target >= num_classes))
+    if bad.any():
+        raise ValueError(f"target holds class indices outside [0, {num_classes}): {target[bad].unique().tolist()[:5]} "
+                         f"(and is not ignore_index={self.ignore_index}).")
 
 # %% ../nbs/07_loss_fns.ipynb #7239e6c8
 class CrossEntropyLoss(_ClassLoss):

@@ -24,7 +24,7 @@ from fastcore.basics import patch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._utils import check_positive_int, device_and_dtype, make_optimizer
+from ._utils import check_positive, check_positive_int, device_and_dtype, make_optimizer
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'train_step', 'History', 'mean_loss', 'NonFiniteLossError', 'rank_and_world_size', 'fit',
@@ -44,11 +44,24 @@ def train_step(model: nn.Module,                     # a vnn_nbdev model (or any
                generator: torch.Generator | None = None,  # draws the weight sample (None: the global generator)
               ) -> torch.Tensor:
     "One step of the method: sample weights, estimate the expected loss on the batch, take an SGD step; the loss."
+    _check_step_args(loss_fn, optimizer, generator)
     optimizer.zero_grad()
     loss = loss_fn(_predict(model, x, generator), y)   # one weight sample: an unbiased estimate of the expected loss
     loss.backward()
     optimizer.step()
     return loss.detach()
+
+# %% ../nbs/08_training.ipynb #f9eb9ed8
+def _check_step_args(loss_fn, optimizer, generator, allow_lr: bool = False) -> None:
+    "Raise naming `loss_fn`, `optimizer` or `generator` unless they are a callable, an optimizer (or, where `allow_lr`, a positive learning rate) and None or a `torch.Generator`."
+    if not callable(loss_fn): raise TypeError(f"loss_fn must be callable, got {loss_fn!r}.")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be None or a torch.Generator, got {generator!r}.")
+    if isinstance(optimizer, torch.optim.Optimizer): return
+    if not allow_lr: raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {optimizer!r}.")
+    try: check_positive(optimizer, "optimizer")
+    except ValueError:
+        raise ValueError(f"optimizer must be a torch.optim.Optimizer or a positive learning rate, got {optimizer!r}.") from None
 
 # %% ../nbs/08_training.ipynb #44e2470b
 _all_ = ["make_optimizer"]   # the shared builder of vnn_nbdev._utils, re-exported here
@@ -179,11 +192,15 @@ def _validate(model, valid_data, loss_fn, valid_metrics=None, generator=None) ->
         return {"loss": mean_loss(model, valid_data, loss_fn, generator)}
 
 # %% ../nbs/08_training.ipynb #e0e583b4
-def _check_fit_args(epochs, checkpoint_every, valid_data, valid_metrics, resume, checkpoint_path) -> None:
-    "Raise a `ValueError` naming the argument for a bad epoch count, checkpoint interval or combination."
-    if not (isinstance(epochs, int) and epochs >= 0):
+def _check_fit_args(epochs, checkpoint_every, valid_data, valid_metrics, resume, checkpoint_path,
+                    max_grad_norm=None) -> None:
+    "Raise a `ValueError` naming the argument for a bad epoch count, checkpoint interval, clipping norm or combination."
+    if isinstance(epochs, bool) or not (isinstance(epochs, (int, np.integer)) and epochs >= 0):
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}.")
     check_positive_int(checkpoint_every, "checkpoint_every")
+    if max_grad_norm is not None: check_positive(max_grad_norm, "max_grad_norm")
+    if valid_metrics is not None and not callable(valid_metrics):
+        raise TypeError(f"valid_metrics must be callable, got {valid_metrics!r}.")
     if valid_metrics is not None and valid_data is None:
         raise ValueError("valid_metrics was given but valid_data is None; pass the validation data too.")
     if resume and checkpoint_path is None:
@@ -254,7 +271,8 @@ def fit(model: nn.Module,                      # a vnn_nbdev model (or any torch
         progress: bool = True,                  # show a tqdm progress bar (notebook or terminal)
        ) -> History:
     "Train `model` by minimising the expected loss; returns the `History`."
-    _check_fit_args(epochs, checkpoint_every, valid_data, valid_metrics, resume, checkpoint_path)
+    _check_fit_args(epochs, checkpoint_every, valid_data, valid_metrics, resume, checkpoint_path, max_grad_norm)
+    _check_step_args(loss_fn, optimizer, generator, allow_lr=True)
     procs = _processes(model, train_data, generator)          # one process: everything passes through
     if not isinstance(optimizer, torch.optim.Optimizer): optimizer = make_optimizer(model, optimizer, momentum=momentum)
     history = procs.new_history()
@@ -365,6 +383,13 @@ def _checkpoint_state(model, optimizer=None, history=None, train_data=None, gene
             "rng": rng_states(train_data, generator)}
 
 # %% ../nbs/08_training.ipynb #bd46cc6a
+def _save_state(state: dict, f) -> None:
+    "`torch.save` with CRC-32s in the archive (the reader checks them), whatever the global setting."
+    old = torch.serialization.get_crc32_options()
+    torch.serialization.set_crc32_options(True)
+    try: torch.save(state, f)
+    finally: torch.serialization.set_crc32_options(old)
+
 def save_checkpoint(path: str | os.PathLike,                         # the checkpoint file
                     model: nn.Module,                                # the model whose state to save
                     optimizer: torch.optim.Optimizer | None = None,  # and its optimizer's state
@@ -374,23 +399,69 @@ def save_checkpoint(path: str | os.PathLike,                         # the check
                    ) -> None:
     "Atomically save model, optimizer, history and all random states to `path`."
     state = _checkpoint_state(model, optimizer, history, train_data, generator)
-    _atomic_write(path, lambda f: torch.save(state, f))
+    _atomic_write(path, lambda f: _save_state(state, f))
+
+# %% ../nbs/08_training.ipynb #2003684e
+def _check_archive(path: Path) -> None:
+    "Raise `CheckpointError` unless `path` is a zip archive whose every record passes its CRC-32 check."
+    try:
+        with zipfile.ZipFile(path) as archive: bad = archive.testzip()
+    except Exception as e:      # a damaged header fails in many ways: BadZipFile, struct.error, UnicodeDecodeError, ...
+        raise CheckpointError(f"Cannot read checkpoint {str(path)!r}: the file is truncated or corrupt ({e!r}).") from None
+    if bad is not None:
+        raise CheckpointError(f"Cannot read checkpoint {str(path)!r}: the file is corrupt (its record {bad!r} has "
+                              "a damaged header or fails its CRC-32 check).")
 
 # %% ../nbs/08_training.ipynb #1f89a1e6
 def _read_checkpoint(path) -> dict:
-    "The checkpoint dict at `path`, read with `weights_only=True`; `CheckpointError` if it is missing, bad or foreign."
+    "The checkpoint dict at `path`, CRC-checked, read with `weights_only=True` and checked; else `CheckpointError`."
     path = Path(path)
     if not path.is_file(): raise CheckpointError(f"No checkpoint file at {str(path)!r}.")
+    _check_archive(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(f"Refusing to load {str(path)!r}: it contains objects other than tensors and plain "
                               f"containers (torch.load(weights_only=True) rejected it): {e}") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
-        raise CheckpointError(f"Cannot read checkpoint {str(path)!r}: the file is truncated or corrupt ({e}).") from None
+    except Exception as e:      # a corrupt pickle fails anywhere in the unpickler: IndexError, KeyError, ...
+        raise CheckpointError(f"Cannot read checkpoint {str(path)!r}: the file is truncated or corrupt ({e!r}).") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a vnn_nbdev checkpoint (expected format {CHECKPOINT_FORMAT!r}).")
+    _check_payload(state, path)
     return state
+
+# %% ../nbs/08_training.ipynb #25f106d8
+_ENTRIES = {"format": str, "model": dict, "optimizer": (dict, type(None)), "history": dict, "rng": dict}
+_MANY_ENTRIES = {"world_size": int, "rng_ranks": list}     # written by runs on many processes
+
+def _layout_errors(state: dict) -> list[str]:
+    "What is wrong with the entries of a checkpoint dict: missing, unexpected or of the wrong type."
+    kinds = {**_ENTRIES, **_MANY_ENTRIES}
+    return ([f"missing entry {k!r}" for k in _ENTRIES if k not in state]
+            + [f"unexpected entry {k!r}" for k in state if k not in kinds]
+            + [f"entry {k!r} is of type {type(v).__name__}" for k, v in state.items() if k in kinds and not isinstance(v, kinds[k])])
+
+# %% ../nbs/08_training.ipynb #4320b6d6
+def _content_errors(state: dict) -> list[str]:
+    "What is wrong inside a checkpoint's model, optimizer, history and random states (whose entries are well typed)."
+    opt, rng = state["optimizer"], state["rng"]
+    errors = [f"model[{k!r}] is of type {type(v).__name__}" for k, v in state["model"].items() if not isinstance(v, torch.Tensor)]
+    if opt is not None and not (isinstance(opt.get("state"), dict) and isinstance(opt.get("param_groups"), list)):
+        errors.append("the optimizer state lacks its 'state' dict or 'param_groups' list")
+    errors += [f"history[{k!r}] is not a list of numbers" for k, v in state["history"].items()
+               if not (isinstance(v, list) and all(isinstance(x, (int, float)) for x in v))]
+    if not (isinstance(rng.get("torch"), torch.Tensor) and isinstance(rng.get("python"), (list, tuple))
+            and isinstance(rng.get("numpy"), dict)):
+        errors.append("the random states lack torch's, Python's or NumPy's")
+    if "world_size" in state and len(state.get("rng_ranks", [])) != state["world_size"]:
+        errors.append("there is not one entry of 'rng_ranks' per process")
+    return errors
+
+# %% ../nbs/08_training.ipynb #d066fdbe
+def _check_payload(state: dict, path) -> None:
+    "Raise `CheckpointError` listing what is wrong with the layout of the checkpoint dict `state`, read from `path`."
+    errors = _layout_errors(state) or _content_errors(state)
+    if errors: raise CheckpointError(f"Checkpoint {str(path)!r} is malformed: {'; '.join(errors)}. Nothing was loaded.")
 
 # %% ../nbs/08_training.ipynb #24e19381
 def _check_model_state(model: nn.Module, stored: dict, path) -> None:
@@ -405,27 +476,43 @@ def _check_model_state(model: nn.Module, stored: dict, path) -> None:
 
 # %% ../nbs/08_training.ipynb #e9adfcf9
 @contextlib.contextmanager
-def _rolled_back_on_error(model, optimizer, path):
-    "Restore `model` and `optimizer` and raise `CheckpointError` if the body fails."
+def _rolled_back_on_error(model, optimizer, path, train_data=None, generator=None):
+    "Restore `model`, `optimizer` and every random state, and raise `CheckpointError`, if the body fails."
     model_backup = {k: v.detach().clone() for k, v in model.state_dict().items()}
     optim_backup = optimizer.state_dict() if optimizer is not None else None
+    rng_backup = rng_states(train_data, generator)
     try: yield
     except Exception as e:
         model.load_state_dict(model_backup)
         if optimizer is not None: optimizer.load_state_dict(optim_backup)
+        set_rng_states(rng_backup, train_data, generator)
         raise CheckpointError(f"Checkpoint {str(path)!r} does not fit: {e}. The model is unchanged.") from None
+
+# %% ../nbs/08_training.ipynb #1c23f4b6
+_PER_ENTRY_STATES = ("momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum", "acc_delta")
+
+def _check_optimizer_state(optimizer: torch.optim.Optimizer, stored: dict) -> None:
+    "A `ValueError` if a per-entry state (momentum, Adam's moments, ...) in `stored` does not have its parameter's shape."
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    ids = [i for group in stored["param_groups"] for i in group["params"]]
+    wrong = [f"{name} of parameter {i}: {tuple(v.shape)} vs {tuple(p.shape)}" for i, p in zip(ids, params)
+             for name, v in stored["state"].get(i, {}).items()
+             if name in _PER_ENTRY_STATES and isinstance(v, torch.Tensor) and v.shape != p.shape]
+    if wrong: raise ValueError(f"the optimizer state does not match the parameters: {wrong}")
 
 # %% ../nbs/08_training.ipynb #8b6724a9
 def _apply_checkpoint(state, path, model, optimizer, rng, train_data, generator) -> History:
     "Load a checkpoint read from `path` into `model`, `optimizer` and the random states `rng` (None: keep them)."
     _check_model_state(model, state["model"], path)
-    with _rolled_back_on_error(model, optimizer, path):
-        model.load_state_dict(state["model"])
+    with _rolled_back_on_error(model, optimizer, path, train_data, generator):
         if optimizer is not None:
             if state["optimizer"] is None: raise ValueError("the checkpoint holds no optimizer state")
-            optimizer.load_state_dict(state["optimizer"])
+            _check_optimizer_state(optimizer, state["optimizer"])
+        model.load_state_dict(state["model"])
+        if optimizer is not None: optimizer.load_state_dict(state["optimizer"])
         if rng is not None: set_rng_states(rng, train_data, generator)
-    return History(state["history"])
+        history = History(state["history"])
+    return history
 
 # %% ../nbs/08_training.ipynb #3b394daf
 def load_checkpoint(path: str | os.PathLike,                         # a file written by `save_checkpoint`
@@ -560,7 +647,7 @@ def save(self: _ManyProcesses, path, optimizer, history) -> None:
     if self.rank == 0:
         state = _checkpoint_state(self.module, optimizer, history, self.train_data, self.generator)
         state.update(world_size=self.world_size, rng_ranks=ranks)
-        _atomic_write(path, lambda f: torch.save(state, f))
+        _atomic_write(path, lambda f: _save_state(state, f))
     dist.barrier()
 
 # %% ../nbs/08_training.ipynb #25d02cca
