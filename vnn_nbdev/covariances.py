@@ -68,7 +68,7 @@ def factor_parameters_by_name(self: Covariance) -> dict:
 
 # %% ../nbs/03_covariances.ipynb #a1000009
 def _check_mean_parameters(mean_parameters) -> None:
-    "Raise a ValueError unless `mean_parameters` is a non-empty dict of identifier names -> floating-point tensors."
+    "Raise a ValueError unless `mean_parameters` is a non-empty dict of identifier names -> non-empty floating-point tensors of one dtype and device."
     if not isinstance(mean_parameters, dict) or len(mean_parameters) == 0:
         raise ValueError(f"mean_parameters must be a non-empty dict name -> tensor, got {mean_parameters!r}.")
     for name, p in mean_parameters.items():
@@ -76,6 +76,10 @@ def _check_mean_parameters(mean_parameters) -> None:
             raise ValueError(f"mean_parameters names must be Python identifiers such as 'weight', got {name!r}.")
         if not isinstance(p, torch.Tensor) or not p.is_floating_point():
             raise ValueError(f"mean_parameters[{name!r}] must be a floating-point tensor, got {type(p).__name__}.")
+        if p.numel() == 0:
+            raise ValueError(f"mean_parameters[{name!r}] must have at least one entry, got shape {tuple(p.shape)}.")
+    kinds = {(p.dtype, p.device) for p in mean_parameters.values()}
+    if len(kinds) > 1: raise ValueError(f"mean_parameters must share one dtype and device, got {sorted(map(str, kinds))}.")
 
 # %% ../nbs/03_covariances.ipynb #a1000010
 @patch
@@ -84,11 +88,16 @@ def bind(self: Covariance,
         ) -> None:
     "Create factor parameters matching the shapes, dtype and device of the named `mean_parameters`."
     _check_mean_parameters(mean_parameters)
-    self._parameters.clear()             # re-binding replaces the old factors
-    self.parameter_names = tuple(mean_parameters)
-    self.parameter_shapes = {n: p.shape for n, p in mean_parameters.items()}
-    self._create_factors(mean_parameters)
-    self.reset_parameters({n: 1.0 for n in self.parameter_names})
+    saved = {**self.__dict__, "_parameters": self._parameters.copy()}   # a refused bind leaves the spec as it was
+    try:
+        self._parameters.clear()             # re-binding replaces the old factors
+        self.parameter_names = tuple(mean_parameters)
+        self.parameter_shapes = {n: p.shape for n, p in mean_parameters.items()}
+        self._create_factors(mean_parameters)
+        self.reset_parameters({n: 1.0 for n in self.parameter_names})
+    except Exception:
+        self.__dict__.clear(); self.__dict__.update(saved)
+        raise
 
 # %% ../nbs/03_covariances.ipynb #a1000013
 @patch

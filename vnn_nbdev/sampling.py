@@ -7,6 +7,7 @@ __all__ = ['expected_quadratic_loss', 'pathwise_gradient_samples', 'score_functi
            'sample_parameters']
 
 # %% ../nbs/02_sampling.ipynb #782480de
+import numbers
 from typing import Callable
 
 import torch
@@ -24,6 +25,14 @@ def _check_quadratic_problem(A: torch.Tensor, b: torch.Tensor, mean: torch.Tenso
     if mean.shape != (D,): raise ValueError(f"mean must have shape ({D},) to match {a}, got {tuple(mean.shape)}")
     if factor.ndim not in (1, 2) or factor.shape[0] != D:
         raise ValueError(f"factor must have shape ({D}, R) (dense) or ({D},) (diagonal), got {tuple(factor.shape)}")
+
+def _check_gaussian(mean: torch.Tensor, factor: torch.Tensor, square: bool = False) -> None:
+    "Raise a `ValueError` naming `mean` or `factor` unless `mean` is (D,) and `factor` is (D, R), or (D, D) if `square`."
+    if not isinstance(mean, torch.Tensor) or mean.ndim != 1:
+        raise ValueError(f"mean must be a vector (D,), got {tuple(mean.shape) if isinstance(mean, torch.Tensor) else mean!r}")
+    D, shape = len(mean), tuple(factor.shape) if isinstance(factor, torch.Tensor) else factor
+    if not isinstance(factor, torch.Tensor) or factor.ndim != 2 or factor.shape[0] != D or (square and factor.shape[1] != D):
+        raise ValueError(f"factor must be a {'square ' if square else ''}matrix ({D}, {D if square else 'R'}) to match mean, got {shape!r}")
 
 # %% ../nbs/02_sampling.ipynb #e095b2c7
 def expected_quadratic_loss(A: torch.Tensor,       # matrix (N, D)
@@ -45,6 +54,7 @@ def pathwise_gradient_samples(f: Callable[[torch.Tensor], torch.Tensor],  # loss
                              ) -> dict:
     """One pathwise gradient per draw $w_n=\\mu+Sz_n$: `{"mean": (N, D), "factor": (N, D, R)}`.
     `f` maps a batch of weight vectors `(N, D)` to `(N,)` losses, row by row."""
+    _check_gaussian(mean, factor)
     num_samples = check_positive_int(num_samples, "num_samples")
     z = torch.randn(num_samples, factor.shape[1], generator=generator, dtype=factor.dtype, device=factor.device)
     w = (mean.detach() + z @ factor.detach().T).requires_grad_()
@@ -61,8 +71,7 @@ def score_function_gradient_samples(f: Callable[[torch.Tensor], torch.Tensor],  
                                    ) -> dict:
     """One score-function (REINFORCE) gradient per draw, $(f(w_n)-c)\\,\\nabla\\log q(w_n)$, for a square invertible
     factor: `{"mean": (N, D), "factor": (N, D, D)}`."""
-    if factor.dim() != 2 or factor.shape[0] != factor.shape[1]:
-        raise ValueError(f"factor must be a square (D, D) matrix for the score function, got shape {tuple(factor.shape)}.")
+    _check_gaussian(mean, factor, square=True)
     num_samples = check_positive_int(num_samples, "num_samples")
     factor, mean = factor.detach(), mean.detach()
     z = torch.randn(num_samples, factor.shape[1], generator=generator, dtype=factor.dtype, device=factor.device)
@@ -74,16 +83,18 @@ def score_function_gradient_samples(f: Callable[[torch.Tensor], torch.Tensor],  
     return {"mean": weights[:, None] * score_mean, "factor": weights[:, None, None] * score_factor}
 
 # %% ../nbs/02_sampling.ipynb #4885d194
+def _is_side(side) -> bool:
+    "Whether `side` is a non-negative integer (a `bool` is not)."
+    return isinstance(side, numbers.Integral) and not isinstance(side, bool) and side >= 0
+
 def as_sample_shape(sample_shape: int | tuple | torch.Size,  # number of draws, or the shape of the sample dimensions
                    ) -> torch.Size:
-    "Normalise `sample_shape` (an int, a tuple of ints or a `torch.Size`) to a `torch.Size`."
+    "Normalise `sample_shape` (an int, a tuple or list of ints or a `torch.Size`) to a `torch.Size`."
     if isinstance(sample_shape, torch.Size): return sample_shape
-    if isinstance(sample_shape, int) and not isinstance(sample_shape, bool): sample_shape = (sample_shape,)
-    try: shape = torch.Size(sample_shape)
-    except TypeError: shape = None
-    if shape is None or any(s < 0 for s in shape):
+    sides = (sample_shape,) if _is_side(sample_shape) else sample_shape
+    if not isinstance(sides, (tuple, list)) or not all(map(_is_side, sides)):
         raise ValueError(f"sample_shape must be a torch.Size, a tuple of non-negative ints or an int, got {sample_shape!r}.")
-    return shape
+    return torch.Size(sides)
 
 # %% ../nbs/02_sampling.ipynb #3073314d
 def sample_parameters(mean_parameters: dict[str, torch.Tensor],  # the means $\mu$, by parameter name
@@ -93,4 +104,9 @@ def sample_parameters(mean_parameters: dict[str, torch.Tensor],  # the means $\m
                      ) -> dict:
     "Reparameterized draw $w=\\mu+Sz$ for every named mean parameter, sample dimensions in front."
     perturbations = covariance.sample(sample_shape, generator=generator)
+    for name, mean in mean_parameters.items():   # a mean must not broadcast silently against its perturbation
+        shape = (*as_sample_shape(sample_shape), *mean.shape)
+        if name not in perturbations or perturbations[name].shape != shape:
+            got = tuple(perturbations[name].shape) if name in perturbations else "nothing"
+            raise ValueError(f"mean_parameters[{name!r}] does not fit the covariance: expected a draw of shape {shape}, got {got}")
     return {name: mean + perturbations[name] for name, mean in mean_parameters.items()}

@@ -108,6 +108,7 @@ def lr_multiplier(self: Parametrization,
                   optimizer: str = "SGD",  # "SGD" or "Adam"
                  ) -> float:
     "Factor by which the global learning rate is multiplied for this parameter."
+    check_choice(optimizer, "optimizer", OPTIMIZERS)  # None is no optimizer: refused, not read as Adam
     fan_in, fan_out = self._validate(param_name, layer_type, fan_in, fan_out, optimizer)
     r_in, r_out = self.width_ratios(param_name, layer_type, fan_in, fan_out)
     return float(self._lr_factor(param_name, layer_type, r_in, r_out, optimizer))
