@@ -6,6 +6,7 @@
 # ruff: noqa: F811  (`@patch` defines `forward`, `reset_parameters`, ... on ConvNd and FoldSamples)
 from __future__ import annotations
 import math
+import numbers
 from typing import Iterator
 import torch
 import torch.nn.functional as F
@@ -14,11 +15,26 @@ from torch import nn
 from ._utils import check_choice, check_positive_int
 from .bnn.params import Parametrization, MaximalUpdate, LAYER_TYPES
 from .covariances import Covariance
-from .layers import BNNMixin, Linear
+from .layers import BNNMixin, Linear, _check_input_samples, _check_parametrization
 from .sampling import as_sample_shape
 
 # %% auto #0
 __all__ = ['ConvNd', 'Conv1d', 'Conv2d', 'Conv3d', 'FoldSamples']
+
+# %% ../nbs/05b_conv.ipynb #13af49f6
+def _check_sizes(value, name: str, dims: int, minimum: int = 1):
+    "`value` if it is an int >= `minimum` or a tuple (list) of `dims` such ints, else a `ValueError` naming `name`."
+    entries = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if (len(entries) == dims or not isinstance(value, (tuple, list))) and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= minimum for v in entries): return value
+    raise ValueError(f"{name} must be an int >= {minimum} or a tuple of {dims} such ints, got {value!r}")
+
+def _check_conv_arguments(dims: int, in_channels, out_channels, kernel_size, stride, padding, dilation, groups) -> None:
+    "Refuse, naming it, a size argument of a `dims`-d convolution that torch would take, or fail on obscurely."
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+        check_positive_int(value, name)
+    for name, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)): _check_sizes(value, name, dims)
+    if not isinstance(padding, str): _check_sizes(padding, "padding", dims, minimum=0)  # torch checks "same" / "valid"
 
 # %% ../nbs/05b_conv.ipynb #7be9e54e
 class ConvNd(BNNMixin):
@@ -40,12 +56,13 @@ class ConvNd(BNNMixin):
                  device: torch.device | str | None = None,  # device of the parameters
                  dtype: torch.dtype | None = None,  # dtype of the parameters
                 ):
+        _check_conv_arguments(self._spatial_dims, in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
         self._torch_conv.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                                   bias, padding_mode, device=device, dtype=dtype)
         self.layer_type = check_choice(layer_type, "layer_type", LAYER_TYPES)
         if cov is not None and not hasattr(cov, "bind"):
             raise ValueError(f"cov must be None or a covariance spec such as KroneckerCovariance(), got {cov!r}")
-        self._parametrization = MaximalUpdate() if parametrization is None else parametrization
+        self._parametrization = MaximalUpdate() if _check_parametrization(parametrization) is None else parametrization
         self.cov = cov
         if cov is not None: cov.bind(self._mean_parameters())
         self.reset_parameters()
@@ -114,16 +131,32 @@ def sample_parameters(self: ConvNd,
 @patch
 def _conv(self: ConvNd, x, weight, bias, groups):
     "torch's convolution of `(N, C, *spatial)` with this layer's stride, padding (mode) and dilation, and `groups`."
-    if self.padding_mode == "zeros":
-        return self._conv_fn(x, weight, bias, self.stride, self.padding, self.dilation, groups)
-    x = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-    return self._conv_fn(x, weight, bias, self.stride, 0, self.dilation, groups)
+    try:
+        if self.padding_mode == "zeros":
+            return self._conv_fn(x, weight, bias, self.stride, self.padding, self.dilation, groups)
+        padded = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+        return self._conv_fn(padded, weight, bias, self.stride, 0, self.dilation, groups)
+    except RuntimeError as error:
+        if self._fits(x.shape[2:]): raise
+        raise ValueError(f"input of {type(self).__name__}: spatial size {tuple(x.shape[2:])} is too small for "
+                         f"kernel_size={self.kernel_size}, dilation={self.dilation}, padding={self.padding} "
+                         f"({self.padding_mode})") from error
+
+@patch
+def _fits(self: ConvNd, spatial: torch.Size) -> bool:
+    "Whether `spatial` sizes hold the dilated kernel once padded, and allow the padding mode (reflect: padding < size)."
+    pads, d = self._reversed_padding_repeated_twice, len(spatial)
+    for i, n in enumerate(spatial):
+        left, right = pads[2 * (d - 1 - i)], pads[2 * (d - 1 - i) + 1]
+        room = {"zeros": math.inf, "reflect": n - 1, "replicate": math.inf if n else -1, "circular": n}[self.padding_mode]
+        if n + left + right < self.dilation[i] * (self.kernel_size[i] - 1) + 1 or max(left, right) > room: return False
+    return True
 
 @patch
 def _fold(self: ConvNd, input, weight, bias):
     "One (kernel, bias) for all of `(*lead, C, *spatial)`: the leading dims folded into torch's batch dim."
     event = self._spatial_dims + 1
-    out = self._conv(input.reshape(-1, *input.shape[-event:]), weight, bias, self.groups)
+    out = self._conv(input.reshape(input.shape[:-event].numel(), *input.shape[-event:]), weight, bias, self.groups)
     return out.reshape(*input.shape[:-event], *out.shape[1:])
 
 # %% ../nbs/05b_conv.ipynb #58037c1c
@@ -171,10 +204,12 @@ def forward(self,
             parameter_samples: dict | None = None,  # given draws {"weight", "bias"} of shape (*sample_shape, *param.shape)
            ) -> torch.Tensor:
     "`(*batch, C_in, *spatial)` -> `(*sample_shape, *batch, C_out, *spatial')`, under `Linear`'s forward contract."
+    if not isinstance(input, torch.Tensor): raise TypeError(f"input of {type(self).__name__} must be a torch.Tensor, got {type(input).__name__}")
     sample_shape = None if sample_shape is None else as_sample_shape(sample_shape)
     if input.dim() < self._spatial_dims + 1 or input.shape[-self._spatial_dims - 1] != self.in_channels:
         raise ValueError(f"input of {type(self).__name__}: expected (*batch, in_channels={self.in_channels}, "
                          f"{self._spatial_dims} spatial dims), got shape {tuple(input.shape)}")
+    _check_input_samples(input, sample_shape, input_contains_samples)
     if parameter_samples is None:
         if sample_shape is None or self.cov is None: return self._forward_mean(input, sample_shape, input_contains_samples)
         if not sample_shape: return self._forward_one(input, generator)
@@ -189,6 +224,7 @@ class FoldSamples(BNNMixin, nn.Module):
                  event_dims: int = 3,  # trailing dims of one example: 3 for (C, H, W)
                 ):
         nn.Module.__init__(self)
+        if not isinstance(module, nn.Module): raise TypeError(f"module must be a torch nn.Module, got {module!r}")
         self.module, self.event_dims = module, check_positive_int(event_dims, "event_dims")
         self._parametrization = None
 
@@ -203,10 +239,14 @@ def forward(self,
             parameter_samples: dict | None = None,  # unused: nothing is random
            ) -> torch.Tensor:
     "The module on every example of every sample: leading dims folded into one batch dim and restored."
-    lead = input.shape[:-self.event_dims]
-    out = self.module(input.reshape(-1, *input.shape[-self.event_dims:]))
-    out = out.reshape(*lead, *out.shape[1:])
+    if not isinstance(input, torch.Tensor) or input.dim() < self.event_dims:
+        raise (ValueError if isinstance(input, torch.Tensor) else TypeError)(
+            f"input of FoldSamples must be a tensor (*batch, *event) with event_dims={self.event_dims}, got {input!r:.80}")
     sample_shape = None if sample_shape is None else as_sample_shape(sample_shape)
+    _check_input_samples(input, sample_shape, input_contains_samples)
+    lead = input.shape[:-self.event_dims]
+    out = self.module(input.reshape(lead.numel(), *input.shape[-self.event_dims:]))  # not -1: events may be empty
+    out = out.reshape(*lead, *out.shape[1:])
     if sample_shape and not input_contains_samples: out = out.expand(*sample_shape, *out.shape)
     return out
 

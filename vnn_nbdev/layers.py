@@ -23,6 +23,18 @@ def _as_sample_shape(sample_shape) -> torch.Size | None:
     "`None` (the mean parameters) or `sample_shape` as a `torch.Size` (chapter 02's `as_sample_shape`)."
     return None if sample_shape is None else as_sample_shape(sample_shape)
 
+# %% ../nbs/05_layers.ipynb #52343b35
+def _check_parametrization(parametrization) -> Parametrization | None:
+    "`parametrization` if it is `None` or a `Parametrization`, else a `ValueError` naming it."
+    if parametrization is None or isinstance(parametrization, Parametrization): return parametrization
+    raise ValueError(f"parametrization must be None or a Parametrization such as MaximalUpdate(), got {parametrization!r}")
+
+def _check_input_samples(input: torch.Tensor, sample_shape: torch.Size | None, input_contains_samples: bool) -> None:
+    "With `input_contains_samples=True`, refuse an input whose leading dimensions are not `sample_shape`."
+    if sample_shape and input_contains_samples and input.shape[:len(sample_shape)] != sample_shape:
+        raise ValueError(f"input_contains_samples=True: expected input shape ({', '.join(map(str, sample_shape))}, "
+                         f"*batch, ...), got {tuple(input.shape)}")
+
 # %% ../nbs/05_layers.ipynb #29576910
 class BNNMixin:
     """Mixin for modules whose weights are random: gives the forward contract's helpers, per-parameter
@@ -113,7 +125,7 @@ class Linear(BNNMixin, nn.Module):
         if cov is not None and not hasattr(cov, "bind"):
             raise ValueError(f"cov must be None or a covariance spec such as FactorizedCovariance(), got {cov!r}")
         self._input_shape = torch.Size([in_features])  # checked on every call (engineering notes)
-        self._parametrization = MaximalUpdate() if parametrization is None else parametrization
+        self._parametrization = MaximalUpdate() if _check_parametrization(parametrization) is None else parametrization
         factory = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(torch.empty(out_features, in_features, **factory))
         self.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None
@@ -261,7 +273,7 @@ class Sequential(BNNMixin, nn.Sequential):
                 ):
         nn.Sequential.__init__(self, *modules)
         self._parametrization = None
-        if parametrization is not None: _reparametrize(self, parametrization)
+        if _check_parametrization(parametrization) is not None: _reparametrize(self, parametrization)
 
 # %% ../nbs/05_layers.ipynb #9367eb29
 def _sub_samples(parameter_samples: dict, name: str) -> dict:
@@ -321,6 +333,8 @@ def _sample_one(self: Linear, cov, generator):
 # %% ../nbs/05_layers.ipynb #4a8328ad
 @patch
 def _raise_input_shape(self: Linear, input):
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"input of {type(self).__name__} must be a torch.Tensor, got {type(input).__name__}")
     raise ValueError(f"input of {type(self).__name__}: expected last dimension in_features={self.in_features}, "
                      f"got input of shape {tuple(input.shape)}")
 
@@ -329,9 +343,7 @@ def _check_samples(self: Linear, input, sample_shape, input_contains_samples, pa
     "Clear errors for `parameter_samples`, and for inputs that should carry the sample dimensions, of the wrong shape."
     w, expected = parameter_samples["weight"], (*sample_shape, *self.weight.shape)
     if w.shape != expected: raise ValueError(f"parameter_samples['weight']: expected shape {expected}, got {tuple(w.shape)}")
-    if sample_shape and input_contains_samples and input.shape[:len(sample_shape)] != sample_shape:
-        raise ValueError(f"input_contains_samples=True: expected input shape ({', '.join(map(str, sample_shape))}, "
-                         f"*batch, {self.in_features}), got {tuple(input.shape)}")
+    _check_input_samples(input, sample_shape, input_contains_samples)
 
 # %% ../nbs/05_layers.ipynb #96df9951
 @patch_to(Linear)  # `@patch` reads the class off the first annotation, which `/` reorders
@@ -344,11 +356,12 @@ def forward(self,
             parameter_samples: dict | None = None,  # given draws {"weight", "bias"} of shape (*sample_shape, *param.shape)
            ) -> torch.Tensor:
     "`(*batch, in)` -> `(*sample_shape, *batch, out)`; `sample_shape=None`: mean weights, `()`: one draw for the batch."
-    if input.shape[-1:] != self._input_shape: self._raise_input_shape(input)
+    if not isinstance(input, torch.Tensor) or input.shape[-1:] != self._input_shape: self._raise_input_shape(input)
     if sample_shape is not None and type(sample_shape) is not torch.Size: sample_shape = _as_sample_shape(sample_shape)
     if parameter_samples is None:
         cov = self.cov
         if sample_shape is None or cov is None:  # mean parameters
+            if sample_shape and input_contains_samples: _check_input_samples(input, sample_shape, True)
             out = F.linear(input, self.weight, self.bias)
             if sample_shape and not input_contains_samples: out = out.expand(*sample_shape, *out.shape)
             return out
@@ -400,7 +413,7 @@ def _samples_per_chunk(self: Sequential, input, sample_shape, input_contains_sam
     "How many samples fit the activation budget: 2^20 entries (4 MB float32, cache-sized) on CPU, 2^26 on GPUs."
     budget = self.max_activation_elements or (2 ** 20 if input.device.type == "cpu" else 2 ** 26)
     batch = input.shape[len(sample_shape) if input_contains_samples else 0:-1].numel()
-    width = max([getattr(m, a, 0) for m in self.modules() for a in ("in_features", "out_features")] + [input.shape[-1]])
+    width = max([getattr(m, a, 0) for m in self.modules() for a in ("in_features", "out_features")] + list(input.shape[-1:]))
     return max(1, budget // max(1, batch * width))
 
 # %% ../nbs/05_layers.ipynb #19b49c1f
@@ -435,12 +448,14 @@ def forward(self,
             parameter_samples: dict | None = None,  # given draws keyed like `sample_parameters`
            ) -> torch.Tensor:
     "The network's output under the forward contract: each BNN child gets the sampling arguments."
+    if not isinstance(input, torch.Tensor): raise TypeError(f"input of Sequential must be a torch.Tensor, got {type(input).__name__}")
     if sample_shape is not None and type(sample_shape) is not torch.Size: sample_shape = _as_sample_shape(sample_shape)
     args = (input, sample_shape, generator, input_contains_samples, parameter_samples)
     if not sample_shape:  # mean or one sample: no sample dims are added
         if parameter_samples is not None: return self._forward_layers(*args)
         for m in self: input = m(input, sample_shape=sample_shape, generator=generator) if isinstance(m, BNNMixin) else m(input)
         return input
+    _check_input_samples(input, sample_shape, input_contains_samples)
     chunk = self._samples_per_chunk(input, sample_shape, input_contains_samples)
     if chunk >= sample_shape.numel(): return self._forward_layers(*args)
     return self._forward_chunked(*args, chunk)
