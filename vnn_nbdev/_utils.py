@@ -98,11 +98,12 @@ def fit_loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
 OPTIMIZERS = ("SGD", "Adam")
 
 def param_groups(model: nn.Module | Iterable, lr: float, optimizer: str = "SGD") -> list[dict]:
-    "Parameter groups: the model's own per-parameter learning rates if it has them, else one group at `lr`."
-    if isinstance(model, nn.Module) and hasattr(model, "parameters_and_lrs"):
-        return model.parameters_and_lrs(lr=lr, optimizer=optimizer)
-    if isinstance(model, nn.Module): return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
-    return list(model)
+    "Parameter groups: per-parameter learning rates wherever `model` holds vnn layers (even in a plain torch container)."
+    if not isinstance(model, nn.Module): return list(model)
+    if hasattr(model, "parameters_and_lrs"): return model.parameters_and_lrs(lr=lr, optimizer=optimizer)
+    from vnn_nbdev.layers import BNNMixin  # imported here: chapter 05's layers import this module
+    if any(isinstance(m, BNNMixin) for m in model.modules()): return BNNMixin.parameters_and_lrs(model, lr, optimizer)
+    return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
 
 # %% ../nbs/00_conventions.ipynb #e2f5a286
 def make_optimizer(model: nn.Module | Iterable,  # a model, or parameter groups already made

@@ -60,7 +60,7 @@ class ConvNd(BNNMixin):
         self._torch_conv.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                                   bias, padding_mode, device=device, dtype=dtype)
         self.layer_type = check_choice(layer_type, "layer_type", LAYER_TYPES)
-        if cov is not None and not hasattr(cov, "bind"):
+        if cov is not None and (isinstance(cov, type) or not hasattr(cov, "bind")):  # a spec, not its class
             raise ValueError(f"cov must be None or a covariance spec such as KroneckerCovariance(), got {cov!r}")
         self._parametrization = MaximalUpdate() if _check_parametrization(parametrization) is None else parametrization
         self.cov = cov

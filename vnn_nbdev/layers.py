@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch, patch_to
 from torch import nn
-from ._utils import check_choice, check_positive_int, OPTIMIZERS
+from ._utils import check_choice, check_positive, check_positive_int, OPTIMIZERS
 from .bnn.params import Parametrization, MaximalUpdate, LAYER_TYPES
 from .covariances import Covariance
 from .sampling import as_sample_shape
@@ -55,6 +55,16 @@ def lr_multipliers(self: BNNMixin,
     "(parameter, LR multiplier) for the parameters this module owns itself (not those of BNN children)."
     return iter(())
 
+# %% ../nbs/05_layers.ipynb #cfdbd219
+def _group_makers(module: nn.Module) -> list[nn.Module]:
+    "The outermost modules strictly below `module` whose class overrides `BNNMixin.parameters_and_lrs`."
+    found = []
+    for child in module.children():
+        own = getattr(type(child), "parameters_and_lrs", None)
+        if own is not None and own is not BNNMixin.parameters_and_lrs: found.append(child)
+        else: found.extend(_group_makers(child))
+    return found
+
 # %% ../nbs/05_layers.ipynb #b0c096cd
 @patch
 def parameters_and_lrs(self: BNNMixin,
@@ -62,17 +72,19 @@ def parameters_and_lrs(self: BNNMixin,
                        optimizer: str = "SGD",  # "SGD" or "Adam"
                       ) -> list[dict]:
     "Torch parameter groups: every trainable parameter exactly once, `lr` times its multiplier."
-    check_choice(optimizer, "optimizer", OPTIMIZERS)
+    lr, optimizer = check_positive(lr, "lr"), check_choice(optimizer, "optimizer", OPTIMIZERS)
+    made = [g for maker in _group_makers(self) for g in maker.parameters_and_lrs(lr, optimizer)]
+    taken = {id(p) for g in made for p in g["params"]}
     multipliers = {}  # id(param) -> (param, multiplier), first owner wins
     for module in self.modules():
         if isinstance(module, BNNMixin):
             for p, m in module.lr_multipliers(optimizer): multipliers.setdefault(id(p), (p, m))
     groups = {}  # lr -> params, in order of first appearance
     for p in self.parameters():  # `parameters()` de-duplicates shared parameters
-        if not p.requires_grad: continue
+        if not p.requires_grad or id(p) in taken: continue
         _, m = multipliers.get(id(p), (p, 1.0))
         groups.setdefault(lr * m, []).append(p)
-    return [{"params": ps, "lr": group_lr} for group_lr, ps in groups.items()]
+    return made + [{"params": ps, "lr": group_lr} for group_lr, ps in groups.items()]
 
 # %% ../nbs/05_layers.ipynb #a7b44700
 @patch(as_prop=True)
@@ -122,7 +134,7 @@ class Linear(BNNMixin, nn.Module):
         self.in_features = check_positive_int(in_features, "in_features")
         self.out_features = check_positive_int(out_features, "out_features")
         self.layer_type = check_choice(layer_type, "layer_type", LAYER_TYPES)
-        if cov is not None and not hasattr(cov, "bind"):
+        if cov is not None and (isinstance(cov, type) or not hasattr(cov, "bind")):  # a spec, not its class
             raise ValueError(f"cov must be None or a covariance spec such as FactorizedCovariance(), got {cov!r}")
         self._input_shape = torch.Size([in_features])  # checked on every call (engineering notes)
         self._parametrization = MaximalUpdate() if _check_parametrization(parametrization) is None else parametrization

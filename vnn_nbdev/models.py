@@ -322,7 +322,7 @@ def parameters_and_lrs(self: Ensemble,
     groups = [dict(g) for m in self.members for g in _member_groups(m, check_positive(lr, "lr"), optimizer)]
     for g in groups:
         if optimizer == "SGD": g["lr"] = g["lr"] * num_members      # SGD: the step is linear in the gradient
-        else: g["eps"] = _ADAM_EPS / num_members                    # Adam: scale-invariant but for eps
+        else: g["eps"] = g.get("eps", _ADAM_EPS) / num_members      # Adam: scale-invariant but for eps
     return groups
 
 # %% ../nbs/06_models.ipynb #5810d243
