@@ -28,7 +28,7 @@ except ImportError as error:  # a development dependency: nothing else in the pa
                       "pip install 'vnn_nbdev[dev]' (or pip install hypothesis)") from error
 
 # %% ../nbs/00b_testing.ipynb #c6fb306a
-PROFILES = {"ci": dict(max_examples=20),     # the default `nbdev_test` run: a few seconds a chapter
+PROFILES = {"ci": dict(max_examples=50),     # the default `nbdev_test` run: about a second a chapter
             "slow": dict(max_examples=200)}  # `nbdev_test --flags slow`
 
 def use_profile(name: str = "ci",  # "ci" (the default run) or "slow"
