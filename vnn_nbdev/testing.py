@@ -12,13 +12,10 @@ from typing import Callable
 import torch
 
 from ._utils import check_choice, seeded
-from .bnn.params import MaximalUpdate, NeuralTangent, Standard
-from .covariances import DiagonalCovariance, FactorizedCovariance, KroneckerCovariance, LowRankCovariance
 
 # %% auto #0
 __all__ = ['PROFILES', 'FLOAT_DTYPES', 'use_profile', 'sample_shapes', 'as_size', 'batch_shapes', 'float_dtypes', 'tensors',
-           'covariances', 'parametrizations', 'forward_input', 'raises_naming', 'not_positive_ints',
-           'not_positive_reals', 'not_probabilities', 'snapshot', 'same_state']
+           'raises_naming', 'not_positive_ints', 'not_positive_reals', 'not_probabilities', 'snapshot', 'same_state']
 
 # %% ../nbs/00b_testing.ipynb #097e8578
 try:
@@ -79,34 +76,6 @@ def tensors(shape: tuple,                        # the tensor's shape
            ) -> st.SearchStrategy:
     "Standard normal tensors of `shape`, drawn by torch from a drawn seed (a failing example shrinks to seed 0)."
     return st.integers(0, 2**32 - 1).map(lambda seed: torch.randn(shape, generator=seeded(seed), dtype=dtype))
-
-# %% ../nbs/00b_testing.ipynb #5b808996
-def covariances(max_rank: int = 3,         # ranks are drawn in 1..max_rank (or None: full)
-                allow_none: bool = True,   # include None: a deterministic layer
-               ) -> st.SearchStrategy:
-    "Unbound covariance specs of every family: diagonal, factorized, low rank and Kronecker, ranks drawn."
-    rank, full = st.integers(1, max_rank), st.none()
-    specs = st.one_of(st.builds(DiagonalCovariance), st.builds(FactorizedCovariance, full | rank),
-                      st.builds(LowRankCovariance, rank), st.builds(KroneckerCovariance, full | rank, full | rank))
-    return st.one_of(st.none(), specs) if allow_none else specs
-
-def parametrizations(base_widths: tuple = (1.0, 2.0, 4.0),  # the base widths n0 to draw from
-                    ) -> st.SearchStrategy:
-    "SP, NTP and µP at a drawn base width."
-    return st.builds(lambda cls, n0: cls(base_width=n0), st.sampled_from([Standard, NeuralTangent, MaximalUpdate]),
-                     st.sampled_from(base_widths))
-
-# %% ../nbs/00b_testing.ipynb #63f14829
-def forward_input(sample_shape,                       # the `sample_shape` of the call
-                  batch: tuple,                       # batch dimensions
-                  event: tuple,                       # the layer's input shape, e.g. `(in_features,)`
-                  contains_samples: bool,             # whether the input carries the sample dimensions in front
-                  dtype: torch.dtype = torch.float32, # its dtype
-                  seed: int = 0,                      # seed of the normal draws
-                 ) -> torch.Tensor:
-    "A seeded standard normal input `(*batch, *event)`, with `as_size(sample_shape)` in front if `contains_samples`."
-    lead = as_size(sample_shape) if contains_samples else torch.Size([])
-    return torch.randn(*lead, *batch, *event, generator=seeded(seed), dtype=dtype)
 
 # %% ../nbs/00b_testing.ipynb #0c0bbce5
 def raises_naming(fn: Callable,  # called with no arguments
