@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -97,13 +97,22 @@ def fit_loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
 # %% ../nbs/00_conventions.ipynb #46fe564f
 OPTIMIZERS = ("SGD", "Adam")
 
+def _outermost(module: nn.Module, wanted: Callable[[nn.Module], bool]) -> list[nn.Module]:
+    "The outermost modules strictly below `module` that are `wanted` (the search does not go below one)."
+    return [m for child in module.children() for m in ([child] if wanted(child) else _outermost(child, wanted))]
+
 def param_groups(model: nn.Module | Iterable, lr: float, optimizer: str = "SGD") -> list[dict]:
-    "Parameter groups: per-parameter learning rates wherever `model` holds vnn layers (even in a plain torch container)."
+    "Parameter groups: the rates of `model`, or of the modules in it, that make their own (`parameters_and_lrs`); else `lr`."
     if not isinstance(model, nn.Module): return list(model)
     if hasattr(model, "parameters_and_lrs"): return model.parameters_and_lrs(lr=lr, optimizer=optimizer)
-    from vnn_nbdev.layers import BNNMixin  # imported here: chapter 05's layers import this module
-    if any(isinstance(m, BNNMixin) for m in model.modules()): return BNNMixin.parameters_and_lrs(model, lr, optimizer)
-    return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
+    groups, taken = [], set()
+    for maker in _outermost(model, lambda m: hasattr(m, "parameters_and_lrs")):
+        for group in maker.parameters_and_lrs(lr=lr, optimizer=optimizer):
+            params = [p for p in group["params"] if id(p) not in taken]   # a shared parameter: first maker wins
+            taken.update(map(id, params))
+            if params: groups.append({**group, "params": params})
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in taken]
+    return groups + [{"params": rest, "lr": lr}] if rest or not groups else groups
 
 # %% ../nbs/00_conventions.ipynb #e2f5a286
 def make_optimizer(model: nn.Module | Iterable,  # a model, or parameter groups already made

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch, patch_to
 from torch import nn
-from ._utils import check_choice, check_positive, check_positive_int, OPTIMIZERS
+from ._utils import check_choice, check_positive, check_positive_int, OPTIMIZERS, _outermost
 from .bnn.params import Parametrization, MaximalUpdate, LAYER_TYPES
 from .covariances import Covariance
 from .sampling import as_sample_shape
@@ -58,12 +58,8 @@ def lr_multipliers(self: BNNMixin,
 # %% ../nbs/05_layers.ipynb #cfdbd219
 def _group_makers(module: nn.Module) -> list[nn.Module]:
     "The outermost modules strictly below `module` whose class overrides `BNNMixin.parameters_and_lrs`."
-    found = []
-    for child in module.children():
-        own = getattr(type(child), "parameters_and_lrs", None)
-        if own is not None and own is not BNNMixin.parameters_and_lrs: found.append(child)
-        else: found.extend(_group_makers(child))
-    return found
+    overrides = lambda m: getattr(type(m), "parameters_and_lrs", None) not in (None, BNNMixin.parameters_and_lrs)
+    return _outermost(module, overrides)  # chapter 00's search, also behind `param_groups`
 
 # %% ../nbs/05_layers.ipynb #b0c096cd
 @patch

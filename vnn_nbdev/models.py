@@ -307,11 +307,6 @@ def forward(self: Ensemble,  # noqa: F811
 # %% ../nbs/06_models.ipynb #c14e9001
 _ADAM_EPS = 1e-8   # torch.optim.Adam's default eps, divided by M for the ensemble
 
-def _member_groups(member: nn.Module, lr: float, optimizer: str) -> list[dict]:
-    "`member`'s own groups; for a plain torch container, the rates of the bnn layers inside it (one rate for the rest)."
-    if hasattr(member, "parameters_and_lrs"): return param_groups(member, lr, optimizer)
-    return BNNMixin.parameters_and_lrs(member, lr, optimizer)    # walks any nn.Module: nested bnn layers keep µP
-
 @patch
 def parameters_and_lrs(self: Ensemble,
                        lr: float,               # the base learning rate of every member
@@ -319,7 +314,8 @@ def parameters_and_lrs(self: Ensemble,
                       ) -> list[dict]:
     "Every member's groups (bnn layers at their µP rates, even in a plain container), rescaled for the averaged loss."
     optimizer, num_members = check_choice(optimizer, "optimizer", OPTIMIZERS), len(self.members)
-    groups = [dict(g) for m in self.members for g in _member_groups(m, check_positive(lr, "lr"), optimizer)]
+    lr = check_positive(lr, "lr")
+    groups = [dict(g) for m in self.members for g in param_groups(m, lr, optimizer) if g["params"]]  # chapter 00
     for g in groups:
         if optimizer == "SGD": g["lr"] = g["lr"] * num_members      # SGD: the step is linear in the gradient
         else: g["eps"] = g.get("eps", _ADAM_EPS) / num_members      # Adam: scale-invariant but for eps
