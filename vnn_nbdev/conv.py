@@ -15,7 +15,7 @@ from torch import nn
 from ._utils import check_choice, check_positive_int
 from .bnn.params import Parametrization, MaximalUpdate, LAYER_TYPES
 from .covariances import Covariance
-from .layers import BNNMixin, Linear, _check_input_samples, _check_parametrization
+from .layers import BNNMixin, Linear, _check_input_samples, _check_parametrization, _is_covariance_spec
 from .sampling import as_sample_shape
 
 # %% auto #0
@@ -60,7 +60,7 @@ class ConvNd(BNNMixin):
         self._torch_conv.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                                   bias, padding_mode, device=device, dtype=dtype)
         self.layer_type = check_choice(layer_type, "layer_type", LAYER_TYPES)
-        if cov is not None and (isinstance(cov, type) or not hasattr(cov, "bind")):  # a spec, not its class
+        if cov is not None and not _is_covariance_spec(cov):
             raise ValueError(f"cov must be None or a covariance spec such as KroneckerCovariance(), got {cov!r}")
         self._parametrization = MaximalUpdate() if _check_parametrization(parametrization) is None else parametrization
         self.cov = cov

@@ -5,6 +5,7 @@
 # %% ../nbs/01_data.ipynb #a4fc7318
 from __future__ import annotations
 
+import numbers
 from typing import NamedTuple
 
 import torch
@@ -69,7 +70,7 @@ def sigmoid_toy(num_data: int = 100,              # number of points
     "Inputs `(n, 1)` in clusters and noisy targets `(n,)` of the paper's 1-D regression example."
     n = check_positive_int(num_data, "num_data")
     noise, width = check_nonnegative(noise, "noise"), check_nonnegative(cluster_width, "cluster_width")
-    if isinstance(centres, (str, bytes)) or not len(centres) or not all(isinstance(c, (int, float)) for c in centres):
+    if isinstance(centres, (str, bytes)) or not len(centres) or not all(isinstance(c, numbers.Real) for c in centres):
         raise TypeError(f"centres must be a non-empty sequence of numbers, got {centres!r}")
     seed = check_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -112,7 +113,6 @@ def load_diabetes(valid_fraction: float = 0.2,   # share of the points for valid
 
 # %% ../nbs/01_data.ipynb #8b463f7f
 import math
-import numbers
 from collections.abc import Iterable, Sequence
 
 import numpy as np

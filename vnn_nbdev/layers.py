@@ -29,6 +29,10 @@ def _check_parametrization(parametrization) -> Parametrization | None:
     if parametrization is None or isinstance(parametrization, Parametrization): return parametrization
     raise ValueError(f"parametrization must be None or a Parametrization such as MaximalUpdate(), got {parametrization!r}")
 
+def _is_covariance_spec(cov) -> bool:
+    "Whether `cov` is a covariance spec to bind (an instance with `bind`, not a class such as `FactorizedCovariance`)."
+    return not isinstance(cov, type) and hasattr(cov, "bind")
+
 def _check_input_samples(input: torch.Tensor, sample_shape: torch.Size | None, input_contains_samples: bool) -> None:
     "With `input_contains_samples=True`, refuse an input whose leading dimensions are not `sample_shape`."
     if sample_shape and input_contains_samples and input.shape[:len(sample_shape)] != sample_shape:
@@ -130,7 +134,7 @@ class Linear(BNNMixin, nn.Module):
         self.in_features = check_positive_int(in_features, "in_features")
         self.out_features = check_positive_int(out_features, "out_features")
         self.layer_type = check_choice(layer_type, "layer_type", LAYER_TYPES)
-        if cov is not None and (isinstance(cov, type) or not hasattr(cov, "bind")):  # a spec, not its class
+        if cov is not None and not _is_covariance_spec(cov):
             raise ValueError(f"cov must be None or a covariance spec such as FactorizedCovariance(), got {cov!r}")
         self._input_shape = torch.Size([in_features])  # checked on every call (engineering notes)
         self._parametrization = MaximalUpdate() if _check_parametrization(parametrization) is None else parametrization
@@ -369,7 +373,7 @@ def forward(self,
     if parameter_samples is None:
         cov = self.cov
         if sample_shape is None or cov is None:  # mean parameters
-            if sample_shape and input_contains_samples: _check_input_samples(input, sample_shape, True)
+            _check_input_samples(input, sample_shape, input_contains_samples)
             out = F.linear(input, self.weight, self.bias)
             if sample_shape and not input_contains_samples: out = out.expand(*sample_shape, *out.shape)
             return out

@@ -14,7 +14,7 @@ from torch import nn, Tensor
 from fastcore.basics import patch, patch_to
 from ._utils import check_positive_int, check_probability
 from .covariances import Covariance
-from .layers import Linear, Sequential
+from .layers import Linear, Sequential, _check_parametrization, _is_covariance_spec
 from .bnn.params import Parametrization, MaximalUpdate
 
 # %% auto #0
@@ -55,7 +55,7 @@ def covariance_per_layer(cov: Covariance | Sequence[Covariance | None] | None,  
         specs = list(cov)
     else: specs = [cov] * num_layers
     for c in specs:
-        if c is not None and (isinstance(c, type) or not hasattr(c, "bind")):  # a class is not a spec: call it
+        if c is not None and not _is_covariance_spec(c):  # a class is not a spec: call it
             raise ValueError(f"cov entries must be covariance specs (e.g. bnn.params.FactorizedCovariance()) or None, got {c!r}")
     return [None if c is None else copy.deepcopy(c) for c in specs]  # every layer binds its own copy
 
@@ -79,8 +79,7 @@ def _checked_parametrization(parametrization: Parametrization | None,  # the mod
                              norm_layer: Callable | None = None,      # its normalisation factory, if it has one
                             ) -> Parametrization:
     "The model's parametrization (`None`: µP) once it and the layer factories are checked; errors name the argument."
-    if parametrization is not None and not isinstance(parametrization, Parametrization):
-        raise ValueError(f"parametrization must be None or a Parametrization such as MaximalUpdate(), got {parametrization!r}")
+    _check_parametrization(parametrization)   # chapter 05's check
     for name, factory in (("activation_layer", activation_layer), ("norm_layer", norm_layer)):
         if not callable(factory) and not (name == "norm_layer" and factory is None):
             raise TypeError(f"{name} must be a callable that returns an nn.Module (e.g. nn.ReLU), got {factory!r}")

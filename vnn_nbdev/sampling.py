@@ -104,8 +104,9 @@ def sample_parameters(mean_parameters: dict[str, torch.Tensor],  # the means $\m
                      ) -> dict:
     "Reparameterized draw $w=\\mu+Sz$ for every named mean parameter, sample dimensions in front."
     perturbations = covariance.sample(sample_shape, generator=generator)
+    sizes = as_sample_shape(sample_shape)
     for name, mean in mean_parameters.items():   # a mean must not broadcast silently against its perturbation
-        shape = (*as_sample_shape(sample_shape), *mean.shape)
+        shape = (*sizes, *mean.shape)
         if name not in perturbations or perturbations[name].shape != shape:
             got = tuple(perturbations[name].shape) if name in perturbations else "nothing"
             raise ValueError(f"mean_parameters[{name!r}] does not fit the covariance: expected a draw of shape {shape}, got {got}")
